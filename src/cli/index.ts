@@ -1,0 +1,90 @@
+// kpull's command line: a thin shell over the modules. `run` returns the exit code instead of exiting, so
+// tests and embedders can call it in-process.
+
+import { readFileSync } from "node:fs";
+import { UsageError } from "./args.ts";
+import { explainCommand, explainHelp } from "./commands/explain.ts";
+import { refCommand, refHelp } from "./commands/ref.ts";
+import { type CliIo, ExitCode, processIo } from "./io.ts";
+
+export type { CliIo } from "./io.ts";
+export { ExitCode, processIo } from "./io.ts";
+
+interface Command {
+  readonly summary: string;
+  readonly help: string;
+  readonly run: (argv: readonly string[], io: CliIo) => number | Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  ref: { summary: "Parse image references as Kubernetes does", help: refHelp, run: refCommand },
+  explain: {
+    summary: "Explain the effective pull policy of images or manifests",
+    help: explainHelp,
+    run: explainCommand,
+  },
+};
+
+export function mainHelp(): string {
+  const names = Object.keys(COMMANDS);
+  const width = Math.max(...names.map((n) => n.length));
+  return `kpull implements Kubernetes image pull policies end to end.
+
+Examples:
+  # How does Kubernetes read this image string, and which policy does it default to?
+  kpull ref localhost:5000 localhost:5000/app
+
+  # What will the node do for every container in these manifests?
+  kpull explain -f deploy/
+
+Commands:
+${names.map((n) => `  ${n.padEnd(width)}   ${COMMANDS[n]?.summary}`).join("\n")}
+
+Usage:
+  kpull COMMAND [flags]
+  kpull COMMAND --help     help and examples for one command
+  kpull --version
+
+Exit status: 0 success, 1 findings (an invalid image, a failed check), 2 bad usage or unreadable input.
+`;
+}
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+export async function run(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    const topic = name === "help" ? rest[0] : undefined;
+    const command = topic === undefined ? undefined : COMMANDS[topic];
+    if (topic !== undefined && command === undefined) return usageError(io, `unknown command "${topic}"`);
+    io.stdout.write(command?.help ?? mainHelp());
+    return ExitCode.ok;
+  }
+  if (name === "--version" || name === "version") {
+    io.stdout.write(`kpull ${version()}\n`);
+    return ExitCode.ok;
+  }
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (command === undefined) return usageError(io, `unknown command "${name}" for "kpull" (see 'kpull --help')`);
+  try {
+    return await command.run(rest, io);
+  } catch (error) {
+    if (error instanceof UsageError) return usageError(io, `${error.message} (see 'kpull ${name} --help')`);
+    const coded = error as { code?: unknown; message?: unknown };
+    if (typeof coded?.code === "string" && typeof coded.message === "string") {
+      io.stderr.write(`error: ${coded.message}\n`);
+      return ExitCode.usage;
+    }
+    throw error;
+  }
+}
+
+function usageError(io: CliIo, message: string): number {
+  io.stderr.write(`error: ${message}\n`);
+  return ExitCode.usage;
+}
