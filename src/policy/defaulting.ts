@@ -3,8 +3,8 @@
 
 import {
   DEFAULT_TAG,
+  InvalidReferenceError,
   parseNormalizedNamed,
-  ReferenceError,
   type Reference,
   repositoryName,
 } from "../reference/index.ts";
@@ -35,7 +35,7 @@ export function parseImageName(image: string): ParsedImageName {
   try {
     reference = parseNormalizedNamed(image);
   } catch (error) {
-    if (error instanceof ReferenceError) throw new ImageNameError(image, error);
+    if (error instanceof InvalidReferenceError) throw new ImageNameError(image, error);
     throw error;
   }
   const digest = reference.digest ?? "";
@@ -48,8 +48,8 @@ export function parseImageName(image: string): ParsedImageName {
 export class ImageNameError extends Error {
   readonly code = "InvalidImageName";
   readonly image: string;
-  readonly cause: ReferenceError;
-  constructor(image: string, cause: ReferenceError) {
+  override readonly cause: InvalidReferenceError;
+  constructor(image: string, cause: InvalidReferenceError) {
     super(`couldn't parse image name ${goQuote(image)}: ${cause.message}`);
     this.name = "ImageNameError";
     this.image = image;
@@ -74,7 +74,8 @@ export function defaultPullPolicyFor(image: string): Defaulting {
   try {
     parsed = parseImageName(image);
   } catch (error) {
-    if (error instanceof ImageNameError) return { policy: "IfNotPresent", reason: "unparsable", parseError: error };
+    if (error instanceof ImageNameError)
+      return { policy: "IfNotPresent", reason: "unparsable", parseError: error };
     throw error;
   }
   const written = parsed.reference;
@@ -132,7 +133,13 @@ export function effectivePullPolicy(
     return { written: null, effective: null, source: "unset", defaulting: null, invalidWritten: null };
   }
   const defaulting = defaultPullPolicyFor(image);
-  return { written: null, effective: defaulting.policy, source: "defaulted", defaulting, invalidWritten: null };
+  return {
+    written: null,
+    effective: defaulting.policy,
+    source: "defaulted",
+    defaulting,
+    invalidWritten: null,
+  };
 }
 
 /** The API server's validation text for a value outside the enum. */

@@ -43,7 +43,12 @@ const defaultingVectors: [id: string, image: string, policy: string, kubeletImag
   ["D21", "registry.example.com/team/app", "Always", "registry.example.com/team/app:latest"],
   ["D22", "registry.example.com:443/team/app:2.0", "IfNotPresent", "registry.example.com:443/team/app:2.0"],
   ["D23", `registry.example.com/app:latest@${D}`, "Always", `registry.example.com/app:latest@${D}`],
-  ["D24", `gcr.io/proj/img@sha512:${"b".repeat(128)}`, "IfNotPresent", `gcr.io/proj/img@sha512:${"b".repeat(128)}`],
+  [
+    "D24",
+    `gcr.io/proj/img@sha512:${"b".repeat(128)}`,
+    "IfNotPresent",
+    `gcr.io/proj/img@sha512:${"b".repeat(128)}`,
+  ],
   ["D25", "quay.io/a/b/c/d:latest", "Always", "quay.io/a/b/c/d:latest"],
   ["D26", "registry.k8s.io/pause:3.10", "IfNotPresent", "registry.k8s.io/pause:3.10"],
   ["D27", "busybox:latest-ish", "IfNotPresent", "busybox:latest-ish"],
@@ -67,11 +72,14 @@ describe("API-server defaulting (spec vectors D01-D39)", () => {
     it(`${id} ${JSON.stringify(image)} -> ${policy}`, () => {
       assert.equal(defaultPullPolicy(image), policy);
       if (kubeletImage === null) {
-        assert.throws(() => applyDefaultImageTag(image), (e: unknown) => {
-          assert.ok(e instanceof ImageNameError);
-          assert.equal(e.code, "InvalidImageName");
-          return true;
-        });
+        assert.throws(
+          () => applyDefaultImageTag(image),
+          (e: unknown) => {
+            assert.ok(e instanceof ImageNameError);
+            assert.equal(e.code, "InvalidImageName");
+            return true;
+          },
+        );
       } else {
         assert.equal(applyDefaultImageTag(image), kubeletImage);
       }
@@ -86,7 +94,10 @@ describe("API-server defaulting (spec vectors D01-D39)", () => {
     assert.equal(off.effective, null);
     assert.equal(off.source, "unset");
     // The gate only concerns image volumes.
-    assert.equal(effectivePullPolicy("data:v1", "", "container", { imageVolumeGate: false }).effective, "IfNotPresent");
+    assert.equal(
+      effectivePullPolicy("data:v1", "", "container", { imageVolumeGate: false }).effective,
+      "IfNotPresent",
+    );
   });
 
   it("never touches a written value, valid or not", () => {
@@ -224,7 +235,10 @@ describe("message formats (kubelet.md §2.6, A.10)", () => {
       messages.pulled("nginx:1.25", 2345, 6345, 67108864),
       'Successfully pulled image "nginx:1.25" in 2.345s (6.345s including waiting). Image size: 67108864 bytes.',
     );
-    assert.equal(messages.neverPull("app:1"), 'Container image "app:1" is not present with pull policy of Never');
+    assert.equal(
+      messages.neverPull("app:1"),
+      'Container image "app:1" is not present with pull policy of Never',
+    );
     assert.equal(messages.alreadyPresent("app:1"), 'Container image "app:1" already present on machine');
     assert.equal(messages.backOff("typo_image"), 'Back-off pulling image "typo_image"');
   });

@@ -46,7 +46,8 @@ export const messages = {
   neverPull: (image: string) => `Container image ${goQuote(image)} is not present with pull policy of Never`,
   invalidImageName: (image: string, parseError: string) =>
     `Failed to apply default image tag ${goQuote(image)}: ${parseError}`,
-  inspectFailed: (imageRef: string, error: string) => `Failed to inspect image ${goQuote(imageRef)}: ${error}`,
+  inspectFailed: (imageRef: string, error: string) =>
+    `Failed to inspect image ${goQuote(imageRef)}: ${error}`,
   containerError: (reason: string) => `Error: ${reason}`,
   registryUnavailable: (image: string, rest: string) =>
     `image pull failed for ${image} because the registry is unavailable${rest}`,

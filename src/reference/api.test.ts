@@ -19,7 +19,7 @@ import {
   parseDockerRef,
   parseNamed,
   parseNormalizedNamed,
-  ReferenceError as RefError,
+  InvalidReferenceError as RefError,
   type ReferenceErrorKind,
   repositoryName,
   tagNameOnly,
@@ -34,9 +34,9 @@ const HEX = "dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c";
 
 function throwsRef(fn: () => unknown, kind: ReferenceErrorKind, message: string, input?: string): void {
   assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof RefError, `expected a ReferenceError, got ${String(error)}`);
+    assert.ok(error instanceof RefError, `expected a InvalidReferenceError, got ${String(error)}`);
     assert.ok(error instanceof Error);
-    assert.equal(error.name, "ReferenceError");
+    assert.equal(error.name, "InvalidReferenceError");
     assert.equal(error.code, "InvalidImageName");
     assert.equal(error.kind, kind);
     assert.equal(error.message, message);

@@ -69,7 +69,7 @@ export function digestProblem(
 }
 
 /**
- * go-digest `Validate`: throws a ReferenceError with kind `digest-format` ("invalid checksum digest
+ * go-digest `Validate`: throws a InvalidReferenceError with kind `digest-format` ("invalid checksum digest
  * format"), `digest-algorithm` ("unsupported digest algorithm") or `digest-length` ("invalid checksum
  * digest length").
  */

@@ -36,8 +36,8 @@ export const MESSAGES = {
  * A string that is not a valid image reference (or tag, or digest).
  * `code` is the kubelet's waiting reason for such images; `message` is exactly the upstream error string.
  */
-// biome-ignore lint/suspicious/noShadowRestrictedNames: the public API names this class ReferenceError.
-export class ReferenceError extends Error {
+// biome-ignore lint/suspicious/noShadowRestrictedNames: the public API names this class InvalidReferenceError.
+export class InvalidReferenceError extends Error {
   readonly code: "InvalidImageName" = "InvalidImageName";
   readonly kind: ReferenceErrorKind;
   /** The string handed to the public entry point that failed (the tag for withTag, the digest for withDigest). */
@@ -45,15 +45,15 @@ export class ReferenceError extends Error {
 
   constructor(kind: ReferenceErrorKind, message: string, input: string) {
     super(message);
-    this.name = "ReferenceError";
+    this.name = "InvalidReferenceError";
     this.kind = kind;
     this.input = input;
   }
 }
 
 /** Error for a kind whose message does not mention the input. */
-export function fixedError(kind: keyof typeof MESSAGES, input: string): ReferenceError {
-  return new ReferenceError(kind, MESSAGES[kind], input);
+export function fixedError(kind: keyof typeof MESSAGES, input: string): InvalidReferenceError {
+  return new InvalidReferenceError(kind, MESSAGES[kind], input);
 }
 
 /** A malformed shell pattern (Go's path.ErrBadPattern). */

@@ -5,7 +5,7 @@
  */
 
 export { DIGEST_ALGORITHMS, type DigestAlgorithm, isDigest, validateDigest } from "./digest.ts";
-export { PatternError, ReferenceError, type ReferenceErrorKind } from "./errors.ts";
+export { InvalidReferenceError, PatternError, type ReferenceErrorKind } from "./errors.ts";
 export { pathMatch } from "./match.ts";
 export {
   DEFAULT_DOMAIN,

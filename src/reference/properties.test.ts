@@ -2,7 +2,7 @@
 // - the scanner against the upstream regular expressions, written out literally here as an oracle
 //   (JS RegExp is leftmost-first like Go's regexp, so submatches agree);
 // - parse / format / familiar round trips;
-// - no exception other than ReferenceError on arbitrary input, and linear time on hostile input.
+// - no exception other than InvalidReferenceError on arbitrary input, and linear time on hostile input.
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -18,7 +18,7 @@ import {
   parseDockerRef,
   parseNamed,
   parseNormalizedNamed,
-  ReferenceError as RefError,
+  InvalidReferenceError as RefError,
   type Reference,
   type ReferenceErrorKind,
   validateDigest,
@@ -401,7 +401,7 @@ describe("robustness", () => {
     }
   };
 
-  test("arbitrary strings never throw anything but ReferenceError (PatternError for patterns)", () => {
+  test("arbitrary strings never throw anything but InvalidReferenceError (PatternError for patterns)", () => {
     const ref = parseNormalizedNamed("example.com/a/b:c");
     fc.assert(
       fc.property(anyString, anyString, (s, t) => {

@@ -4,7 +4,7 @@
  */
 
 import { digestProblem } from "./digest.ts";
-import { fixedError, ReferenceError as InvalidReference } from "./errors.ts";
+import { fixedError, InvalidReferenceError as InvalidReference } from "./errors.ts";
 import { isDigestPat, isIdentifier, isTag, scanReference } from "./grammar.ts";
 import { pathMatch } from "./match.ts";
 

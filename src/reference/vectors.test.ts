@@ -9,7 +9,7 @@ import {
   parse,
   parseDockerRef,
   parseNormalizedNamed,
-  ReferenceError as RefError,
+  InvalidReferenceError as RefError,
   type ReferenceErrorKind,
 } from "./index.ts";
 
@@ -61,7 +61,7 @@ function kindOf(message: string): ReferenceErrorKind {
 
 function expectError(fn: () => unknown, message: string, input: string): void {
   assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof RefError, `expected a ReferenceError, got ${String(error)}`);
+    assert.ok(error instanceof RefError, `expected a InvalidReferenceError, got ${String(error)}`);
     assert.equal(error.message, message);
     assert.equal(error.code, "InvalidImageName");
     assert.equal(error.kind, kindOf(message));
