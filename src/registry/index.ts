@@ -1,0 +1,36 @@
+// kpull's OCI Distribution client: the only module that talks to registries.
+
+export type {
+  CredentialSource as CredentialProvider,
+  Descriptor,
+  FetchedManifest,
+  ImageIndex,
+  ImageManifest,
+  RegistryClientOptions,
+} from "./client.ts";
+export { MAX_MANIFEST_BYTES, parseManifestJson, RegistryClient, Repository, sha256 } from "./client.ts";
+export type { Credential, CredentialLookupOptions, CredentialSource } from "./credentials/index.ts";
+export {
+  CredentialError,
+  CredentialStore,
+  credentialHash,
+  matchesRegistryKey,
+  redact,
+} from "./credentials/index.ts";
+export type { RegistryErrorCode } from "./errors.ts";
+export { RegistryError } from "./errors.ts";
+export type { HostCapability, HostsOptions, RegistryHost } from "./hosts/index.ts";
+export { DEFAULT_HOSTS_DIR, defaultHost, HostsConfigError, isLoopback, resolveHosts } from "./hosts/index.ts";
+export { bareMediaType, isIndexType, isManifestType, MANIFEST_ACCEPT, MediaType } from "./mediatypes.ts";
+export type { Platform } from "./platform.ts";
+export {
+  acceptablePlatforms,
+  choosePlatformEntry,
+  formatPlatform,
+  hostPlatform,
+  normalizePlatform,
+  PlatformError,
+  parsePlatform,
+} from "./platform.ts";
+export type { HttpMethod, RequestStats } from "./stats.ts";
+export { requestCounts } from "./stats.ts";
