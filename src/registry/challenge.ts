@@ -7,7 +7,12 @@ export interface Challenge {
   readonly params: Readonly<Record<string, string>>;
 }
 
-const TOKEN_CHAR = /[^\x00-\x20\x7f"(),/:;<=>?@[\\\]{}]/;
+const SEPARATORS = new Set('"(),/:;<=>?@[\\]{}');
+
+function isTokenChar(ch: string): boolean {
+  const code = ch.charCodeAt(0);
+  return code > 0x20 && code !== 0x7f && !SEPARATORS.has(ch);
+}
 
 export function parseChallenge(value: string): Challenge | null {
   let i = 0;
@@ -17,7 +22,7 @@ export function parseChallenge(value: string): Challenge | null {
   };
   const readToken = () => {
     const start = i;
-    while (i < n && TOKEN_CHAR.test(value[i] as string)) i++;
+    while (i < n && isTokenChar(value[i] as string)) i++;
     return value.slice(start, i);
   };
   skipSpace();

@@ -139,11 +139,13 @@ export class Repository {
   }
 
   async #hostsFor(capability: Capability): Promise<RegistryHost[]> {
-    const all = (this.#hosts ??= resolveHosts(this.reference.domain, {
-      ...(this.#options.hostsDir !== undefined ? { hostsDir: this.#options.hostsDir } : {}),
-      ...(this.#options.insecureRegistries ? { insecureRegistries: this.#options.insecureRegistries } : {}),
-    }));
-    const hosts = (await all).filter((h) => h.capabilities.includes(capability));
+    if (this.#hosts === null) {
+      this.#hosts = resolveHosts(this.reference.domain, {
+        ...(this.#options.hostsDir !== undefined ? { hostsDir: this.#options.hostsDir } : {}),
+        ...(this.#options.insecureRegistries ? { insecureRegistries: this.#options.insecureRegistries } : {}),
+      });
+    }
+    const hosts = (await this.#hosts).filter((h) => h.capabilities.includes(capability));
     if (hosts.length === 0) {
       throw new RegistryError(
         "UNSUPPORTED",
@@ -154,12 +156,14 @@ export class Repository {
   }
 
   async #credentialList(): Promise<readonly (Credential | null)[]> {
-    const list = (this.#credentials ??= (async () => {
-      const found = (await this.#options.credentials?.lookup(repositoryName(this.reference))) ?? [];
-      // Anonymous only when no credential matched at all (kubelet.md §2.11).
-      return found.length > 0 ? found : [null];
-    })());
-    return list;
+    if (this.#credentials === null) {
+      this.#credentials = (async () => {
+        const found = (await this.#options.credentials?.lookup(repositoryName(this.reference))) ?? [];
+        // Anonymous only when no credential matched at all (kubelet.md §2.11).
+        return found.length > 0 ? found : [null];
+      })();
+    }
+    return this.#credentials;
   }
 
   /** Runs `op` with the working credential; on an auth failure moves to the next one, in order. */
