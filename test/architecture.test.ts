@@ -21,7 +21,8 @@ export const MODULE_ORDER = [
 ] as const;
 
 const SRC = resolve(import.meta.dirname, "..", "src");
-const IMPORT_RE = /(?:^|[\s;])(?:import|export)\s[^'"`;]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
+const IMPORT_RE =
+  /(?:^|[\s;])(?:import|export)\s[^'"`;]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true, recursive: true })
@@ -54,7 +55,8 @@ export function violations(files: readonly { file: string; text: string }[]): st
       const to = moduleOf(target);
       const where = `${relative(SRC, file)} imports ${relative(SRC, target)}`;
       if (to === null) {
-        if (relative(SRC, target).startsWith("..") && !file.endsWith(".test.ts")) found.push(`${where}: outside src`);
+        if (relative(SRC, target).startsWith("..") && !file.endsWith(".test.ts"))
+          found.push(`${where}: outside src`);
         continue;
       }
       if (from === to) continue;
@@ -74,11 +76,11 @@ describe("module map", () => {
   it("every module folder is in the map and has an index.ts", () => {
     const dirs = readdirSync(SRC, { withFileTypes: true }).filter((e) => e.isDirectory());
     for (const dir of dirs) {
-      assert.ok(MODULE_ORDER.includes(dir.name as (typeof MODULE_ORDER)[number]), `src/${dir.name} not in map`);
       assert.ok(
-        readdirSync(join(SRC, dir.name)).includes("index.ts"),
-        `src/${dir.name}/index.ts is missing`,
+        MODULE_ORDER.includes(dir.name as (typeof MODULE_ORDER)[number]),
+        `src/${dir.name} not in map`,
       );
+      assert.ok(readdirSync(join(SRC, dir.name)).includes("index.ts"), `src/${dir.name}/index.ts is missing`);
     }
   });
 
@@ -92,7 +94,10 @@ describe("module map", () => {
     const found = violations([
       { file: join(SRC, "reference", "x.ts"), text: 'import { a } from "../policy/index.ts";' },
       { file: join(SRC, "cli", "y.ts"), text: 'const m = await import("../reference/grammar.ts");' },
-      { file: join(SRC, "check", "z.ts"), text: 'export { b } from "../manifests/index.ts";\nimport "./local.ts";' },
+      {
+        file: join(SRC, "check", "z.ts"),
+        text: 'export { b } from "../manifests/index.ts";\nimport "./local.ts";',
+      },
     ]);
     assert.deepEqual(found, [
       "reference/x.ts imports policy/index.ts: reference may only import modules below it",

@@ -43,7 +43,13 @@ export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 export function outputFormat(command: string, value: string | undefined): OutputFormat {
   const format = value ?? "text";
   if ((OUTPUT_FORMATS as readonly string[]).includes(format)) return format as OutputFormat;
-  throw new UsageError(command, `unknown output format "${format}": allowed formats are ${OUTPUT_FORMATS.join(", ")}`);
+  throw new UsageError(
+    command,
+    `unknown output format "${format}": allowed formats are ${OUTPUT_FORMATS.join(", ")}`,
+  );
 }
 
-export const outputOption = { output: { type: "string", short: "o" }, help: { type: "boolean", short: "h" } } as const;
+export const outputOption = {
+  output: { type: "string", short: "o" },
+  help: { type: "boolean", short: "h" },
+} as const;

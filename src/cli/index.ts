@@ -4,7 +4,9 @@
 import { readFileSync } from "node:fs";
 import { UsageError } from "./args.ts";
 import { explainCommand, explainHelp } from "./commands/explain.ts";
+import { manifestCommand, manifestHelp } from "./commands/manifest.ts";
 import { refCommand, refHelp } from "./commands/ref.ts";
+import { resolveCommand, resolveHelp } from "./commands/resolve.ts";
 import { type CliIo, ExitCode, processIo } from "./io.ts";
 
 export type { CliIo } from "./io.ts";
@@ -23,7 +25,26 @@ const COMMANDS: Record<string, Command> = {
     help: explainHelp,
     run: explainCommand,
   },
+  resolve: {
+    summary: "Resolve an image to its digest with one HEAD",
+    help: resolveHelp,
+    run: resolveCommand,
+  },
+  manifest: {
+    summary: "Print a manifest as the registry serves it, verified",
+    help: manifestHelp,
+    run: manifestCommand,
+  },
 };
+
+/** Errors about what the user gave us (exit 2), as opposed to what a registry answered (exit 1). */
+const INPUT_ERROR_CODES = new Set([
+  "ManifestError",
+  "InvalidImageName",
+  "PlatformError",
+  "HostsConfigError",
+  "CredentialError",
+]);
 
 export function mainHelp(): string {
   const names = Object.keys(COMMANDS);
@@ -70,15 +91,16 @@ export async function run(argv: readonly string[], io: CliIo = processIo()): Pro
     return ExitCode.ok;
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (command === undefined) return usageError(io, `unknown command "${name}" for "kpull" (see 'kpull --help')`);
+  if (command === undefined)
+    return usageError(io, `unknown command "${name}" for "kpull" (see 'kpull --help')`);
   try {
     return await command.run(rest, io);
   } catch (error) {
     if (error instanceof UsageError) return usageError(io, `${error.message} (see 'kpull ${name} --help')`);
     const coded = error as { code?: unknown; message?: unknown };
     if (typeof coded?.code === "string" && typeof coded.message === "string") {
-      io.stderr.write(`error: ${coded.message}\n`);
-      return ExitCode.usage;
+      io.stderr.write(`error: ${coded.message.split("\n")[0]}\n`);
+      return INPUT_ERROR_CODES.has(coded.code) ? ExitCode.usage : ExitCode.findings;
     }
     throw error;
   }

@@ -1,7 +1,7 @@
 // The CLI's view of the outside world, so acceptance tests can run commands in-process as well as spawned.
 
 export interface CliIo {
-  readonly stdout: { write(chunk: string): unknown; isTTY?: boolean };
+  readonly stdout: { write(chunk: string | Uint8Array): unknown; isTTY?: boolean };
   readonly stderr: { write(chunk: string): unknown; isTTY?: boolean };
   readonly stdin: NodeJS.ReadableStream;
   readonly env: Readonly<Record<string, string | undefined>>;

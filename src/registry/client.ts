@@ -387,6 +387,31 @@ export class Repository {
     return { descriptor, index, manifest: current };
   }
 
+  /** The digest of the manifest for `platform` without fetching that manifest: the resolved digest itself
+   * for a single-platform image (one HEAD in all), else the chosen entry of the index. */
+  async platformDigest(
+    resolved: Descriptor,
+    options: { platform?: Platform; signal?: AbortSignal } = {},
+  ): Promise<Descriptor> {
+    const wanted = options.platform ?? hostPlatform();
+    let current = resolved;
+    for (let depth = 0; isIndexType(current.mediaType); depth++) {
+      if (depth >= 4)
+        throw new RegistryError("BAD_RESPONSE", `indexes nested deeper than 4 levels at ${resolved.digest}`);
+      const index = await this.manifestByDescriptor(current, options);
+      const entries = (index.json as ImageIndex).manifests;
+      const chosen = choosePlatformEntry(wanted, entries);
+      if (chosen < 0) {
+        throw new RegistryError(
+          "NO_MATCHING_PLATFORM",
+          `no matching manifest for ${formatPlatform(wanted)} in the manifest list entries`,
+        );
+      }
+      current = entries[chosen] as Descriptor;
+    }
+    return current;
+  }
+
   /** Streams a blob, verifying size and digest as bytes arrive. Resumes with `Range` after a dropped or
    * stalled connection. `offset`/`hash` continue a partial download whose first `offset` bytes were
    * already hashed into `hash`. The final chunk is yielded only after the digest checks out, so a consumer

@@ -96,7 +96,8 @@ export function explainSubject(subject: Subject): ExplainedContainer {
   } else {
     onStart = "image volumes are not supported while the ImageVolume gate is off";
   }
-  if (subject.image === null) notes.push("no image is set (allowed only in templates that are filled in later)");
+  if (subject.image === null)
+    notes.push("no image is set (allowed only in templates that are filled in later)");
   return {
     ...subject,
     effectivePullPolicy: policy.effective,
@@ -124,7 +125,8 @@ export async function explainCommand(argv: readonly string[], io: CliIo): Promis
   if (files.length === 0 && positionals.length === 0) {
     throw new UsageError("explain", "at least one IMAGE or -f FILE|DIR|- is required");
   }
-  if (files.filter((f) => f === "-").length > 1) throw new UsageError("explain", "stdin (-) can be read only once");
+  if (files.filter((f) => f === "-").length > 1)
+    throw new UsageError("explain", "stdin (-) can be read only once");
 
   const subjects: Subject[] =
     files.length > 0

@@ -1,0 +1,70 @@
+// Registry options shared by every command that talks to a registry, and the client they configure.
+
+import { CredentialStore, type Platform, parsePlatform, RegistryClient } from "../registry/index.ts";
+import { UsageError } from "./args.ts";
+import type { CliIo } from "./io.ts";
+
+export const registryOptions = {
+  "pull-secret": { type: "string", multiple: true },
+  "docker-config": { type: "string" },
+  "credential-provider-config": { type: "string" },
+  "credential-provider-bin-dir": { type: "string" },
+  "hosts-dir": { type: "string" },
+  "insecure-registry": { type: "string", multiple: true },
+  platform: { type: "string" },
+} as const;
+
+export const registryOptionsHelp = `Registry flags:
+  --pull-secret FILE                    a Secret (kubernetes.io/dockerconfigjson or dockercfg) or config.json; repeatable
+  --docker-config DIR                   directory of config.json (default: $DOCKER_CONFIG, else ~/.docker)
+  --credential-provider-config FILE     kubelet CredentialProviderConfig for exec plugins
+  --credential-provider-bin-dir DIR     where the plugins live
+  --hosts-dir DIR                       containerd hosts.toml directory for mirrors and TLS (default /etc/containerd/certs.d)
+  --insecure-registry HOST              allow plain HTTP or unverified TLS for HOST; repeatable
+  --platform OS/ARCH[/VARIANT]          platform to choose from a multi-platform index (default: this machine's)
+`;
+
+export interface RegistryFlagValues {
+  "pull-secret"?: string[] | undefined;
+  "docker-config"?: string | undefined;
+  "credential-provider-config"?: string | undefined;
+  "credential-provider-bin-dir"?: string | undefined;
+  "hosts-dir"?: string | undefined;
+  "insecure-registry"?: string[] | undefined;
+  platform?: string | undefined;
+}
+
+export function registryClientFrom(command: string, values: RegistryFlagValues, io: CliIo): RegistryClient {
+  if (
+    values["credential-provider-config"] !== undefined &&
+    values["credential-provider-bin-dir"] === undefined
+  ) {
+    throw new UsageError(command, "--credential-provider-config needs --credential-provider-bin-dir");
+  }
+  const credentials = new CredentialStore({
+    ...(values["pull-secret"] ? { pullSecretFiles: values["pull-secret"] } : {}),
+    ...(values["docker-config"] !== undefined ? { dockerConfigDir: values["docker-config"] } : {}),
+    ...(values["credential-provider-config"] !== undefined
+      ? {
+          credentialProviderConfig: values["credential-provider-config"],
+          credentialProviderBinDir: values["credential-provider-bin-dir"],
+        }
+      : {}),
+    env: io.env,
+    onWarning: (message) => io.stderr.write(`warning: ${message}\n`),
+  });
+  return new RegistryClient({
+    credentials,
+    ...(values["hosts-dir"] !== undefined ? { hostsDir: values["hosts-dir"] } : {}),
+    ...(values["insecure-registry"] ? { insecureRegistries: values["insecure-registry"] } : {}),
+  });
+}
+
+export function platformFrom(command: string, value: string | undefined): Platform | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parsePlatform(value);
+  } catch (error) {
+    throw new UsageError(command, (error as Error).message);
+  }
+}
