@@ -36,7 +36,6 @@ export const MESSAGES = {
  * A string that is not a valid image reference (or tag, or digest).
  * `code` is the kubelet's waiting reason for such images; `message` is exactly the upstream error string.
  */
-// biome-ignore lint/suspicious/noShadowRestrictedNames: the public API names this class InvalidReferenceError.
 export class InvalidReferenceError extends Error {
   readonly code: "InvalidImageName" = "InvalidImageName";
   readonly kind: ReferenceErrorKind;
