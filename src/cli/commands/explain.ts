@@ -99,12 +99,21 @@ export function explainSubject(subject: Subject): ExplainedContainer {
   if (subject.image === null)
     notes.push("no image is set (allowed only in templates that are filled in later)");
   return {
-    ...subject,
+    file: subject.file,
+    kind: subject.kind,
+    namespace: subject.namespace,
+    name: subject.name,
+    containerType: subject.containerType,
+    container: subject.container,
+    image: subject.image,
+    pullPolicy: subject.pullPolicy,
     effectivePullPolicy: policy.effective,
     reason: describePolicySource(policy),
     pinned,
     onStart,
     notes,
+    line: subject.line,
+    column: subject.column,
   };
 }
 
