@@ -4,7 +4,7 @@
  * passed through; a helper's or plugin's stdout is never echoed.
  */
 
-/** Where a CredentialError comes from; exactly one of the fields is set. */
+/** Where a CredentialError comes from (a missing plugin binary sets both file and plugin). */
 export interface CredentialErrorOrigin {
   readonly file?: string;
   readonly helper?: string;
