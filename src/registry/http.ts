@@ -7,7 +7,7 @@ import { Buffer } from "node:buffer";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, type Dispatcher, request } from "undici";
 import { type Challenge, pickChallenge } from "./challenge.ts";
-import type { Credential } from "./credentials/index.ts";
+import { type Credential, credentialHash } from "./credentials/index.ts";
 import { errorFromResponse, RegistryError } from "./errors.ts";
 import type { RegistryHost } from "./hosts/index.ts";
 import type { HttpMethod, RequestStats } from "./stats.ts";
@@ -112,9 +112,16 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/** Tokens are cached per credential: the kubelet's hash of all its fields, so two entries with the same
+ * user and different secrets never share a token. */
 function credentialId(c: Credential | null): string {
-  if (c === null) return "anonymous";
-  return `${c.username}\0${c.source.kind}\0${JSON.stringify(c.source)}`;
+  return c === null ? "anonymous" : credentialHash(c);
+}
+
+/** A pull secret entry may hold nothing to send; such a credential is anonymous. */
+export function usableCredential(c: Credential | null): Credential | null {
+  if (c === null) return null;
+  return c.username || c.password || c.identityToken || c.registryToken ? c : null;
 }
 
 function basicAuth(c: Credential): string {
@@ -178,7 +185,8 @@ export class HttpClient {
 
   /** Sends a request with auth, redirects and retries; non-2xx answers other than `passStatuses` throw a
    * typed RegistryError (the body is decoded for the registry's error code). */
-  async send(original: HttpRequest, what: string): Promise<HttpResponse> {
+  async send(given: HttpRequest, what: string): Promise<HttpResponse> {
+    const original = { ...given, credential: usableCredential(given.credential) };
     let req = this.#plainHttp.has(original.host.host)
       ? { ...original, host: { ...original.host, scheme: "http" as const } }
       : original;
@@ -279,25 +287,37 @@ export class HttpClient {
     }
     if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
     for (const scope of scopeKey.split(" ").filter(Boolean)) url.searchParams.append("scope", scope);
-    const headers: Record<string, string> = {
-      "user-agent": this.#options.userAgent,
-      accept: "application/json",
-    };
-    if (req.credential !== null) headers.authorization = basicAuth(req.credential);
     const what = `token from ${url.origin}${url.pathname}`;
-    this.#stats.tokenRequests++;
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await request(url, {
-        method: "GET",
-        headers,
-        dispatcher: this.#dispatcher(url.host === req.host.host ? req.host : null),
-        ...(req.signal ? { signal: req.signal } : {}),
+    const dispatcher = this.#dispatcher(url.host === req.host.host ? req.host : null);
+    const identityToken = req.credential?.identityToken;
+    let res: { statusCode: number; body: Buffer } | null = null;
+    if (identityToken) {
+      // An identity (refresh) token is exchanged with the OAuth2 POST flow; servers without it answer
+      // 404/401/400/405 and we fall back to GET, as containerd does (oci.md §4.2).
+      const form = new URLSearchParams({
+        grant_type: "refresh_token",
+        refresh_token: identityToken,
+        service: challenge.params.service ?? "",
+        client_id: "kpull",
+        scope: scopeKey,
       });
-    } catch (error) {
-      throw toRegistryError(error, what);
+      const post = await this.#tokenRequest(
+        url.origin + url.pathname,
+        "POST",
+        what,
+        dispatcher,
+        req.signal,
+        { "content-type": "application/x-www-form-urlencoded" },
+        Buffer.from(form.toString()),
+      );
+      if (![400, 401, 404, 405].includes(post.statusCode)) res = post;
     }
-    const body = await readBody(res.body, MAX_TOKEN_BODY, what);
+    if (res === null) {
+      const headers: Record<string, string> = {};
+      if (req.credential !== null && !identityToken) headers.authorization = basicAuth(req.credential);
+      res = await this.#tokenRequest(url.href, "GET", what, dispatcher, req.signal, headers);
+    }
+    const body = res.body;
     if (res.statusCode === 401 || res.statusCode === 403) {
       throw new RegistryError("UNAUTHORIZED", `${what}: ${res.statusCode}: the credentials were refused`, {
         status: res.statusCode,
@@ -324,6 +344,30 @@ export class HttpClient {
     // Count from our own clock when the server's is absent or skewed into the future.
     const start = Number.isNaN(issued) || issued > this.#now() ? this.#now() : issued;
     return { token, expiresAt: start + expiresIn * 1000 };
+  }
+
+  async #tokenRequest(
+    url: string,
+    method: "GET" | "POST",
+    what: string,
+    dispatcher: Dispatcher,
+    signal: AbortSignal | undefined,
+    headers: Record<string, string>,
+    body?: Buffer,
+  ): Promise<{ statusCode: number; body: Buffer }> {
+    this.#stats.tokenRequests++;
+    try {
+      const res = await request(url, {
+        method,
+        headers: { "user-agent": this.#options.userAgent, accept: "application/json", ...headers },
+        ...(body ? { body } : {}),
+        dispatcher,
+        ...(signal ? { signal } : {}),
+      });
+      return { statusCode: res.statusCode, body: await readBody(res.body, MAX_TOKEN_BODY, what) };
+    } catch (error) {
+      throw toRegistryError(error, what);
+    }
   }
 
   async #sendFollowingRedirects(req: HttpRequest, authorization: string | undefined): Promise<HttpResponse> {
