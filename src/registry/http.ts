@@ -10,7 +10,7 @@ import { type Challenge, pickChallenge } from "./challenge.ts";
 import { type Credential, credentialHash } from "./credentials/index.ts";
 import { errorFromResponse, RegistryError } from "./errors.ts";
 import type { RegistryHost } from "./hosts/index.ts";
-import type { HttpMethod, RequestStats } from "./stats.ts";
+import { type HttpMethod, parseRateLimit, type RequestStats } from "./stats.ts";
 
 export interface HttpOptions {
   readonly userAgent: string;
@@ -397,6 +397,8 @@ export class HttpClient {
       });
       // Counted once answered: a TLS hello refused by a plain-HTTP loopback registry is not a request.
       this.#stats.requests[req.method]++;
+      const rateLimit = parseRateLimit((name) => header(res.headers, name));
+      if (rateLimit !== null) this.#stats.rateLimit = rateLimit;
       if (body !== undefined) this.#stats.bytesSent += Number(headers["content-length"] ?? 0);
       const location = header(res.headers, "location");
       const redirect = [301, 302, 303, 307, 308].includes(res.statusCode) && location !== undefined;

@@ -32,5 +32,5 @@ export {
   PlatformError,
   parsePlatform,
 } from "./platform.ts";
-export type { HttpMethod, RequestStats } from "./stats.ts";
-export { requestCounts } from "./stats.ts";
+export type { HttpMethod, RateLimit, RequestStats } from "./stats.ts";
+export { parseRateLimit, requestCounts } from "./stats.ts";

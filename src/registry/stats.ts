@@ -8,6 +8,34 @@ export interface RequestStats {
   tokenRequests: number;
   bytesReceived: number;
   bytesSent: number;
+  /** The last rate-limit headers a registry sent (Docker Hub: `ratelimit-limit: 100;w=21600`). */
+  rateLimit: RateLimit | null;
+}
+
+export interface RateLimit {
+  readonly limit: number | null;
+  readonly remaining: number | null;
+  /** Window in seconds, from `;w=`. */
+  readonly windowSeconds: number | null;
+  readonly source: string | null;
+}
+
+/** Reads `ratelimit-limit` / `ratelimit-remaining` (`<n>;w=<seconds>`) and `docker-ratelimit-source`. */
+export function parseRateLimit(get: (name: string) => string | undefined): RateLimit | null {
+  const limit = get("ratelimit-limit");
+  const remaining = get("ratelimit-remaining");
+  if (limit === undefined && remaining === undefined) return null;
+  const num = (v: string | undefined) => {
+    const n = Number.parseInt(v ?? "", 10);
+    return Number.isFinite(n) ? n : null;
+  };
+  const window = /;\s*w=(\d+)/.exec(limit ?? remaining ?? "")?.[1];
+  return {
+    limit: num(limit),
+    remaining: num(remaining),
+    windowSeconds: num(window),
+    source: get("docker-ratelimit-source") ?? null,
+  };
 }
 
 export function newStats(): RequestStats {
@@ -16,6 +44,7 @@ export function newStats(): RequestStats {
     tokenRequests: 0,
     bytesReceived: 0,
     bytesSent: 0,
+    rateLimit: null,
   };
 }
 
