@@ -14,6 +14,8 @@ export {
 } from "./fixtures.ts";
 export type { RawRequestOptions, RawResponse } from "./http.ts";
 export { HARNESS_USER_AGENT, rawRequest } from "./http.ts";
+export type { FixtureBlob, FixtureImage, FixtureIndex, ImageSpec } from "./images.ts";
+export { buildImage, buildIndex, pushFixture, standardFixtures } from "./images.ts";
 export type {
   BlobHost,
   BlobHostLogEntry,
