@@ -5,6 +5,7 @@
 
 import { Buffer } from "node:buffer";
 import { setTimeout as sleep } from "node:timers/promises";
+import { getCACertificates } from "node:tls";
 import { Agent, type Dispatcher, request } from "undici";
 import { type Challenge, pickChallenge } from "./challenge.ts";
 import { type Credential, credentialHash } from "./credentials/index.ts";
@@ -161,8 +162,9 @@ export class HttpClient {
         headersTimeout: this.#options.headersTimeoutMs,
         bodyTimeout: this.#options.stallTimeoutMs,
         connect: {
-          timeout: this.#options.headersTimeoutMs,
-          ...(tls && tls.ca.length > 0 ? { ca: [...tls.ca] } : {}),
+          timeout: host?.dialTimeoutMs ?? this.#options.headersTimeoutMs,
+          // containerd appends configured CAs to the system pool; Node's `ca` replaces it, so add both.
+          ...(tls && tls.ca.length > 0 ? { ca: [...getCACertificates("default"), ...tls.ca] } : {}),
           ...(tls?.cert ? { cert: tls.cert } : {}),
           ...(tls?.key ? { key: tls.key } : {}),
           ...(tls?.skipVerify ? { rejectUnauthorized: false } : {}),
