@@ -235,8 +235,8 @@ describe("stalls and mirrors against the real registry", () => {
     const mine = async (r: typeof up) =>
       (await r.accessLog()).filter((e) => e.path.includes("/team/mirrored/"));
     assert.deepEqual(
-      (await mine(m)).map((e) => `${e.method} ${e.status}`),
-      ["HEAD 404"],
+      (await mine(m)).map((e) => `${e.method} ${e.path} ${e.status}`),
+      [`HEAD /v2/team/mirrored/manifests/v1?ns=${encodeURIComponent(up.host)} 404`],
     );
     assert.deepEqual(
       (await mine(up)).map((e) => e.method),

@@ -13,7 +13,7 @@ import {
 } from "../reference/index.ts";
 import type { Credential } from "./credentials/index.ts";
 import { RegistryError } from "./errors.ts";
-import { type RegistryHost, resolveHosts } from "./hosts/index.ts";
+import { defaultHost, type RegistryHost, resolveHosts } from "./hosts/index.ts";
 import {
   HttpClient,
   type HttpOptions,
@@ -211,8 +211,16 @@ export class Repository {
     return [`repository:${this.path}:${push ? "pull,push" : "pull"}`, ...extra];
   }
 
-  #manifestPath(tagOrDigest: string): string {
-    return `/${this.path}/manifests/${tagOrDigest}`;
+  /** containerd adds `?ns=<domain>` when a request goes to a host other than the reference's own (a
+   * mirror, or a `server` elsewhere), so a pull-through cache knows which upstream is meant. */
+  #ns(host: RegistryHost): string {
+    return host.host === defaultHost(this.reference.domain)
+      ? ""
+      : `?ns=${encodeURIComponent(this.reference.domain)}`;
+  }
+
+  #manifestPath(tagOrDigest: string, host: RegistryHost): string {
+    return `/${this.path}/manifests/${tagOrDigest}${this.#ns(host)}`;
   }
 
   /** The tag or digest this reference points at, as written (`latest` when neither). */
@@ -234,7 +242,7 @@ export class Repository {
           {
             host,
             method: "HEAD",
-            path: this.#manifestPath(target),
+            path: this.#manifestPath(target, host),
             headers: { accept: MANIFEST_ACCEPT },
             scopes: this.#scopes(),
             credential,
@@ -295,7 +303,7 @@ export class Repository {
       {
         host,
         method: "GET",
-        path: this.#manifestPath(target),
+        path: this.#manifestPath(target, host),
         headers: { accept: MANIFEST_ACCEPT },
         scopes: this.#scopes(),
         credential,
@@ -441,7 +449,7 @@ export class Repository {
               {
                 host,
                 method: "GET",
-                path: `/${this.path}/blobs/${desc.digest}`,
+                path: `/${this.path}/blobs/${desc.digest}${this.#ns(host)}`,
                 headers: {
                   accept: "*/*",
                   "accept-encoding": "identity",
@@ -625,7 +633,7 @@ export class Repository {
           {
             host,
             method: "PUT",
-            path: this.#manifestPath(target),
+            path: this.#manifestPath(target, host),
             headers: { "content-type": mediaType },
             body: bytes,
             scopes: this.#scopes(true),
