@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// The published package runs the compiled dist/; a checkout without a build runs the sources directly
-// (Node 24 strips the types).
+// A checkout runs the TypeScript sources directly (Node 24 strips the types); the published package has
+// no src/ and runs the compiled dist/ (Node does not strip types inside node_modules).
 import { existsSync } from "node:fs";
 
-const built = new URL("../dist/cli/main.js", import.meta.url);
-await import(existsSync(built) ? built.href : new URL("../src/cli/main.ts", import.meta.url).href);
+const source = new URL("../src/cli/main.ts", import.meta.url);
+await import(existsSync(source) ? source.href : new URL("../dist/cli/main.js", import.meta.url).href);
