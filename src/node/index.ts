@@ -1,0 +1,32 @@
+// The kubelet's image manager, on any CRI-shaped image service.
+
+export type { BackoffEntry } from "./backoff.ts";
+export { Backoff, backoffKey, IMAGE_BACKOFF_INITIAL_MS, IMAGE_BACKOFF_MAX_MS } from "./backoff.ts";
+export type {
+  EnsureImageRequest,
+  EnsureImageResult,
+  ImageManagerOptions,
+  NodeEvent,
+  ObjectReference,
+  PullCredential,
+  PullVerifier,
+} from "./image-manager.ts";
+export { classifyPullError, ImageManager } from "./image-manager.ts";
+export type {
+  AuthConfig,
+  FilesystemUsage,
+  Image,
+  ImageService,
+  ImageSpec,
+  PullImageResponse,
+  PullReport,
+} from "./image-service.ts";
+export type { Puller, PullerConfig, PullResult } from "./puller.ts";
+export {
+  MAX_IMAGE_PULL_REQUESTS,
+  makePuller,
+  ParallelPuller,
+  QpsExceededError,
+  SerialPuller,
+} from "./puller.ts";
+export { PULL_QPS_EXCEEDED, PullRateLimiter } from "./ratelimit.ts";
