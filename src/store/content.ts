@@ -1,0 +1,374 @@
+// The content store: verified blobs at `blobs/sha256/HEX`, written the way containerd's local content store
+// writes them. One writer per digest across all processes (a lock file per blob); the writer appends to
+// `kpull/ingest/sha256-HEX`, hashing every byte it writes, then checks the size, then the digest, fsyncs the
+// file, renames it into `blobs/` and fsyncs the directory. A blob is therefore visible only when it is complete
+// and verified. A partial ingest left by a crash or a dropped connection is resumed: its bytes are hashed
+// again and the source is asked for the rest from that offset (a registry answers with a Range request).
+
+import { createHash, type Hash } from "node:crypto";
+import { createReadStream, promises as fs, type ReadStream } from "node:fs";
+import { join } from "node:path";
+import { crashPoint } from "./crash.ts";
+import { abortError, fsError, StoreError } from "./errors.ts";
+import { fsyncDir } from "./fsutil.ts";
+import { blobLockPath, blobPath, digestHex, ingestPath, isSha256Hex, type StorePaths } from "./layout.ts";
+import { acquireLock, lockStatus } from "./lock.ts";
+
+/** The unit that flows between registry and store (a subset of the OCI descriptor). */
+export interface BlobDescriptor {
+  readonly mediaType?: string;
+  readonly digest: string;
+  readonly size: number;
+}
+
+/**
+ * Where the bytes of a blob come from. Called with the number of bytes the store already holds (a partial
+ * ingest) and a hash already fed with those bytes, which a verifying source may continue (the registry
+ * client's `blob(desc, {offset, hash})`). It yields the remaining bytes in order.
+ */
+export type BlobSource = (offset: number, hash: Hash) => AsyncIterable<Uint8Array>;
+
+export type IngestStatus =
+  /** Already in the store before this call. */
+  | "present"
+  /** Another writer (this process or another) committed it while this call waited for the blob's lock. */
+  | "waited"
+  /** This call fetched it (possibly resuming a partial ingest). */
+  | "fetched";
+
+export interface IngestResult {
+  readonly digest: string;
+  readonly size: number;
+  readonly status: IngestStatus;
+  /** Bytes this call received from the source. */
+  readonly fetchedBytes: number;
+  /** Bytes of a partial ingest that were reused (0 when the ingest started from scratch). */
+  readonly resumedFrom: number;
+}
+
+export interface IngestProgress {
+  readonly digest: string;
+  readonly phase: "waiting" | "resuming" | "downloading" | "verifying" | "committed" | "exists";
+  readonly completed: number;
+  readonly total: number;
+}
+
+export interface IngestOptions {
+  readonly signal?: AbortSignal | undefined;
+  readonly onProgress?: ((p: IngestProgress) => void) | undefined;
+  /** Lock staleness for holders whose liveness cannot be checked (see lock.ts). */
+  readonly lockStaleMs?: number | undefined;
+}
+
+export interface IngestInfo {
+  readonly digest: string;
+  readonly path: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** A live writer holds its lock. */
+  readonly active: boolean;
+}
+
+export class ContentStore {
+  readonly paths: StorePaths;
+
+  constructor(paths: StorePaths) {
+    this.paths = paths;
+  }
+
+  blobPath(digest: string): string {
+    return blobPath(this.paths, digest);
+  }
+
+  /** Size of the stored blob, or null when absent. Never reports partial content. */
+  async size(digest: string): Promise<number | null> {
+    try {
+      const st = await fs.stat(this.blobPath(digest));
+      return st.isFile() ? st.size : null;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw fsError(error, `stat blob ${digest}`);
+    }
+  }
+
+  /** Whether the blob is present with the descriptor's size (a wrong size is corrupt, so not present). */
+  async has(desc: BlobDescriptor): Promise<boolean> {
+    return (await this.size(desc.digest)) === desc.size;
+  }
+
+  /** Reads a whole (small) blob and verifies it against its digest (and `size`, when given). */
+  async read(digest: string, size?: number): Promise<Buffer> {
+    let bytes: Buffer;
+    try {
+      bytes = await fs.readFile(this.blobPath(digest));
+    } catch (error) {
+      throw fsError(error, `blob ${digest}`);
+    }
+    const actual = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    if ((size !== undefined && bytes.length !== size) || actual !== digest) {
+      throw new StoreError("CORRUPT", `blob ${digest} is corrupt: its content hashes to ${actual}`, {
+        subject: digest,
+      });
+    }
+    return bytes;
+  }
+
+  /** A stream of a stored blob (not re-verified; `verify` and the unpacker's DiffID check do that). */
+  open(digest: string, options: { start?: number; end?: number } = {}): ReadStream {
+    return createReadStream(this.blobPath(digest), options);
+  }
+
+  /** Stores bytes already in memory (manifests, indexes) with the same discipline as any other blob. */
+  async put(desc: BlobDescriptor, bytes: Uint8Array, options: IngestOptions = {}): Promise<IngestResult> {
+    return this.ingest(
+      desc,
+      async function* (offset) {
+        yield bytes.subarray(offset);
+      },
+      options,
+    );
+  }
+
+  /**
+   * Makes `desc` present: reuses it if stored, waits if another writer holds its lock (and reuses what that
+   * writer committed), else fetches it from `source`, resuming a partial ingest, and commits it verified.
+   */
+  async ingest(desc: BlobDescriptor, source: BlobSource, options: IngestOptions = {}): Promise<IngestResult> {
+    const hex = digestHex(desc.digest);
+    if (!Number.isSafeInteger(desc.size) || desc.size < 0) {
+      throw new StoreError("INVALID", `blob ${desc.digest}: bad size ${desc.size}`, { subject: desc.digest });
+    }
+    const progress = (phase: IngestProgress["phase"], completed: number) =>
+      options.onProgress?.({ digest: desc.digest, phase, completed, total: desc.size });
+    if (await this.has(desc)) {
+      progress("exists", desc.size);
+      return { digest: desc.digest, size: desc.size, status: "present", fetchedBytes: 0, resumedFrom: 0 };
+    }
+    let waited = false;
+    const lock = await acquireLock(blobLockPath(this.paths, desc.digest), {
+      purpose: `ingest ${desc.digest}`,
+      signal: options.signal,
+      staleMs: options.lockStaleMs,
+      onWait: () => {
+        waited = true;
+        progress("waiting", 0);
+      },
+    });
+    try {
+      if (await this.has(desc)) {
+        progress("exists", desc.size);
+        return {
+          digest: desc.digest,
+          size: desc.size,
+          status: waited ? "waited" : "present",
+          fetchedBytes: 0,
+          resumedFrom: 0,
+        };
+      }
+      try {
+        return await this.#write(desc, hex, source, options, progress, true);
+      } catch (error) {
+        // A partial ingest that does not continue into the right content (left by a buggy or malicious
+        // source, or damaged on disk) is thrown away and the blob fetched once more from the start.
+        if (error instanceof RestartIngest)
+          return await this.#write(desc, hex, source, options, progress, false);
+        throw error;
+      }
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async #write(
+    desc: BlobDescriptor,
+    hex: string,
+    source: BlobSource,
+    options: IngestOptions,
+    progress: (phase: IngestProgress["phase"], completed: number) => void,
+    mayResume: boolean,
+  ): Promise<IngestResult> {
+    const partial = ingestPath(this.paths, desc.digest);
+    const what = `blob ${desc.digest}`;
+    let offset = 0;
+    const hash = createHash("sha256");
+    let handle: fs.FileHandle;
+    try {
+      await fs.mkdir(this.paths.ingest, { recursive: true });
+      handle = await fs.open(partial, "a+", 0o644);
+    } catch (error) {
+      throw fsError(error, `${what}: open ingest`);
+    }
+    let fetched = 0;
+    let resumedFrom = 0;
+    let closed = false;
+    try {
+      const st = await handle.stat();
+      if (!mayResume || st.size > desc.size) {
+        await handle.truncate(0);
+      } else if (st.size > 0) {
+        resumedFrom = st.size;
+        progress("resuming", st.size);
+        await hashFile(handle, st.size, hash, options.signal, what);
+        offset = st.size;
+      }
+      if (offset < desc.size) {
+        // The source continues a copy of our hash, so its verification and ours are independent.
+        const stream = source(offset, hash.copy());
+        try {
+          for await (const chunk of stream) {
+            if (options.signal?.aborted) throw abortError(options.signal, what);
+            if (chunk.length === 0) continue;
+            if (offset + chunk.length > desc.size) {
+              await handle.truncate(0);
+              throw new StoreError(
+                "MISMATCH",
+                `${what}: the source sent more than the ${desc.size} bytes the descriptor says`,
+                { subject: desc.digest },
+              );
+            }
+            await writeAll(handle, chunk);
+            hash.update(chunk);
+            offset += chunk.length;
+            fetched += chunk.length;
+            progress("downloading", offset);
+            crashPoint("ingest-write");
+          }
+        } catch (error) {
+          if (resumedFrom > 0 && isDigestMismatch(error)) throw new RestartIngest();
+          throw error;
+        }
+      }
+      // Size first, for a precise error (containerd#3974): a short body is a transport failure to resume.
+      if (offset !== desc.size) {
+        throw new StoreError(
+          "MISMATCH",
+          `${what}: ${offset} of ${desc.size} bytes arrived; the partial download is kept for resuming`,
+          { subject: desc.digest },
+        );
+      }
+      progress("verifying", offset);
+      const actual = `sha256:${hash.digest("hex")}`;
+      if (actual !== desc.digest) {
+        await handle.truncate(0);
+        if (resumedFrom > 0) throw new RestartIngest();
+        throw new StoreError("MISMATCH", `${what}: content has digest ${actual}`, { subject: desc.digest });
+      }
+      await handle.sync();
+      await handle.close();
+      closed = true;
+      crashPoint("ingest-before-rename");
+      await fs.mkdir(this.paths.blobs, { recursive: true });
+      await fs.rename(partial, join(this.paths.blobs, hex));
+      crashPoint("ingest-after-rename");
+      await fsyncDir(this.paths.blobs);
+    } catch (error) {
+      if (error instanceof RestartIngest || error instanceof StoreError) throw error;
+      if (options.signal?.aborted) throw abortError(options.signal, what);
+      // Registry errors and the like pass through untouched (their codes mean something to the kubelet);
+      // filesystem errors become StoreErrors.
+      if ((error as NodeJS.ErrnoException)?.syscall !== undefined) throw fsError(error, what);
+      throw error;
+    } finally {
+      if (!closed) await handle.close().catch(() => {});
+    }
+    progress("committed", desc.size);
+    return { digest: desc.digest, size: desc.size, status: "fetched", fetchedBytes: fetched, resumedFrom };
+  }
+
+  /** Removes a blob (GC, `verify --repair`, `rmi`'s sweep). Returns the bytes freed; 0 when absent. */
+  async delete(digest: string): Promise<number> {
+    const path = this.blobPath(digest);
+    try {
+      const st = await fs.stat(path);
+      await fs.rm(path, { force: true });
+      return st.size;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
+      throw fsError(error, `delete blob ${digest}`);
+    }
+  }
+
+  /** Every file name under blobs/sha256 (valid digests and anything else that does not belong there). */
+  async list(): Promise<{ digest: string | null; name: string; size: number; isFile: boolean }[]> {
+    let names: string[];
+    try {
+      names = await fs.readdir(this.paths.blobs);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw fsError(error, `list ${this.paths.blobs}`);
+    }
+    const out: { digest: string | null; name: string; size: number; isFile: boolean }[] = [];
+    for (const name of names.sort()) {
+      const st = await fs.lstat(join(this.paths.blobs, name)).catch(() => null);
+      if (st === null) continue; // removed meanwhile
+      out.push({
+        digest: isSha256Hex(name) ? `sha256:${name}` : null,
+        name,
+        size: st.size,
+        isFile: st.isFile(),
+      });
+    }
+    return out;
+  }
+
+  /** Partial ingests, and whether a live writer is working on each. */
+  async ingests(): Promise<IngestInfo[]> {
+    let names: string[];
+    try {
+      names = await fs.readdir(this.paths.ingest);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw fsError(error, `list ${this.paths.ingest}`);
+    }
+    const out: IngestInfo[] = [];
+    for (const name of names.sort()) {
+      const m = /^sha256-([a-f0-9]{64})$/.exec(name);
+      if (m === null) continue;
+      const digest = `sha256:${m[1]}`;
+      const path = join(this.paths.ingest, name);
+      const st = await fs.stat(path).catch(() => null);
+      if (st === null) continue;
+      const lock = await lockStatus(blobLockPath(this.paths, digest));
+      out.push({ digest, path, size: st.size, mtimeMs: st.mtimeMs, active: lock !== null && !lock.stale });
+    }
+    return out;
+  }
+}
+
+class RestartIngest extends Error {
+  constructor() {
+    super("partial ingest does not match; restarting");
+  }
+}
+
+function isDigestMismatch(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return code === "DIGEST_MISMATCH" || code === "MISMATCH";
+}
+
+async function writeAll(handle: fs.FileHandle, chunk: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < chunk.length) {
+    const { bytesWritten } = await handle.write(chunk, written, chunk.length - written);
+    written += bytesWritten;
+  }
+}
+
+/** Feeds the first `length` bytes of an open file into `hash`, streaming in 1 MiB reads. */
+async function hashFile(
+  handle: fs.FileHandle,
+  length: number,
+  hash: Hash,
+  signal: AbortSignal | undefined,
+  what: string,
+): Promise<void> {
+  const buffer = Buffer.allocUnsafe(Math.min(length, 1 << 20));
+  let position = 0;
+  while (position < length) {
+    if (signal?.aborted) throw abortError(signal, what);
+    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - position), position);
+    if (bytesRead === 0) break;
+    hash.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+}

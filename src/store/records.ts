@@ -1,0 +1,183 @@
+// Image records (kpull/images.json) and their projection into the OCI layout's index.json. Both are rewritten
+// whole (temp file + rename) under the store-wide metadata lock: records first, then index.json, so
+// index.json may lag after a crash but never leads; every later write, and `verify --repair`, brings it back
+// in line. GC treats both as roots.
+
+import type { Descriptor, Platform } from "../registry/index.ts";
+import { StoreError } from "./errors.ts";
+import { readJsonFile, writeFileAtomic } from "./fsutil.ts";
+import { INDEX_MEDIA_TYPE, type StorePaths } from "./layout.ts";
+
+export const ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name";
+export const ANNOTATION_IMAGE_NAME = "io.containerd.image.name";
+
+/** The descriptor fields a record keeps (no annotations or urls). */
+export interface RecordDescriptor {
+  readonly mediaType: string;
+  readonly digest: string;
+  readonly size: number;
+}
+
+export interface ImageRecord {
+  /** Fully normalized reference the image was pulled as: `docker.io/library/nginx:1.27`, `host/app@sha256:…`. */
+  readonly name: string;
+  /** What the name resolved to at the registry: an index or a manifest. */
+  readonly target: RecordDescriptor;
+  /** The manifest for `platform` (equal to `target` for a single-platform image). */
+  readonly manifest: RecordDescriptor;
+  /** The config; its digest is the image ID (what CRI's PullImage returns, as containerd does). */
+  readonly config: RecordDescriptor;
+  readonly layers: readonly RecordDescriptor[];
+  readonly platform: Platform | null;
+  /** Bytes of content the image needs: manifest, config and layers (compressed, as stored). */
+  readonly size: number;
+  /** When this image ID was first stored under this name (the kubelet's firstDetected). */
+  readonly pulledAt: string;
+  /** When a container last used it (a lease naming it); null when never (never-used images GC first). */
+  readonly lastUsed: string | null;
+  /** Exempt from image GC (the CRI `pinned` flag). */
+  readonly pinned: boolean;
+}
+
+interface RecordsFile {
+  version: 1;
+  images: Record<string, ImageRecord>;
+}
+
+export interface OciIndex {
+  schemaVersion: 2;
+  mediaType?: string;
+  manifests: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+/** The image ID: the config digest. */
+export function imageId(record: ImageRecord): string {
+  return record.config.digest;
+}
+
+/** Every blob the image needs, target first. */
+export function recordDigests(record: ImageRecord): RecordDescriptor[] {
+  const all = [record.target, record.manifest, record.config, ...record.layers];
+  const seen = new Set<string>();
+  return all.filter((d) => {
+    if (seen.has(d.digest)) return false;
+    seen.add(d.digest);
+    return true;
+  });
+}
+
+export async function readRecords(paths: StorePaths): Promise<Map<string, ImageRecord>> {
+  let file: RecordsFile | null;
+  try {
+    file = await readJsonFile<RecordsFile | null>(paths.imagesJson, null);
+  } catch (error) {
+    if (error instanceof SyntaxError) {
+      throw new StoreError("CORRUPT", `${paths.imagesJson} is not valid JSON`, { subject: paths.imagesJson });
+    }
+    throw error;
+  }
+  if (file === null) return new Map();
+  if (
+    typeof file !== "object" ||
+    file.version !== 1 ||
+    typeof file.images !== "object" ||
+    file.images === null
+  ) {
+    throw new StoreError("CORRUPT", `${paths.imagesJson} is not a kpull image records file (version 1)`, {
+      subject: paths.imagesJson,
+    });
+  }
+  return new Map(Object.entries(file.images));
+}
+
+export async function readIndex(paths: StorePaths): Promise<OciIndex> {
+  let index: OciIndex;
+  try {
+    index = await readJsonFile<OciIndex>(paths.indexJson, {
+      schemaVersion: 2,
+      mediaType: INDEX_MEDIA_TYPE,
+      manifests: [],
+    });
+  } catch (error) {
+    if (error instanceof SyntaxError) {
+      throw new StoreError("CORRUPT", `${paths.indexJson} is not valid JSON`, { subject: paths.indexJson });
+    }
+    throw error;
+  }
+  if (index === null || typeof index !== "object" || !Array.isArray(index.manifests)) {
+    throw new StoreError("CORRUPT", `${paths.indexJson} is not an OCI image index`, {
+      subject: paths.indexJson,
+    });
+  }
+  return index;
+}
+
+/** `org.opencontainers.image.ref.name` as containerd's exporter writes it: the tag, or the whole name for a
+ * digest-only reference (oci.md §6.5). */
+export function refNameAnnotation(name: string): string {
+  const at = name.indexOf("@");
+  if (at >= 0) {
+    const beforeDigest = name.slice(0, at);
+    const colon = beforeDigest.lastIndexOf(":");
+    return colon > beforeDigest.lastIndexOf("/") ? beforeDigest.slice(colon + 1) : name;
+  }
+  const colon = name.lastIndexOf(":");
+  return colon > name.lastIndexOf("/") ? name.slice(colon + 1) : name;
+}
+
+/** index.json for these records: entries other tools added (no `io.containerd.image.name`) are kept, then one
+ * entry per record, sorted by name, pointing at the platform's manifest. */
+export function projectIndex(existing: OciIndex, records: ReadonlyMap<string, ImageRecord>): OciIndex {
+  const foreign = existing.manifests.filter((d) => d.annotations?.[ANNOTATION_IMAGE_NAME] === undefined);
+  const ours = [...records.values()]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map(
+      (r): Descriptor => ({
+        mediaType: r.manifest.mediaType,
+        digest: r.manifest.digest,
+        size: r.manifest.size,
+        ...(r.platform ? { platform: r.platform } : {}),
+        annotations: {
+          [ANNOTATION_IMAGE_NAME]: r.name,
+          [ANNOTATION_REF_NAME]: refNameAnnotation(r.name),
+        },
+      }),
+    );
+  return {
+    ...existing,
+    schemaVersion: 2,
+    mediaType: existing.mediaType ?? INDEX_MEDIA_TYPE,
+    manifests: [...foreign, ...ours],
+  };
+}
+
+export function indexText(index: OciIndex): string {
+  return `${JSON.stringify(index, null, 2)}\n`;
+}
+
+/** Writes records, then index.json. The caller holds the metadata lock. */
+export async function writeRecords(
+  paths: StorePaths,
+  records: ReadonlyMap<string, ImageRecord>,
+  afterRecords?: () => void,
+): Promise<void> {
+  const sorted = Object.fromEntries([...records.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const file: RecordsFile = { version: 1, images: sorted };
+  await writeFileAtomic(paths.imagesJson, `${JSON.stringify(file, null, 2)}\n`);
+  afterRecords?.();
+  await writeIndexProjection(paths, records);
+}
+
+export async function writeIndexProjection(
+  paths: StorePaths,
+  records: ReadonlyMap<string, ImageRecord>,
+): Promise<void> {
+  let existing: OciIndex;
+  try {
+    existing = await readIndex(paths);
+  } catch {
+    existing = { schemaVersion: 2, mediaType: INDEX_MEDIA_TYPE, manifests: [] }; // rebuilt from the records
+  }
+  await writeFileAtomic(paths.indexJson, indexText(projectIndex(existing, records)));
+}

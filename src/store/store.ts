@@ -1,0 +1,378 @@
+// The node image store: one root shared by any number of processes. Content (blobs) is written by
+// ContentStore; image records, index.json and leases change only under the store-wide metadata lock, which is
+// always the last lock taken and held only for a read-modify-write of small files (or a GC sweep).
+
+import {
+  formatReference,
+  isNamedReference,
+  parseAnyReference,
+  parseDockerRef,
+  type Reference,
+  repositoryName,
+} from "../reference/index.ts";
+import type { Platform, RegistryClient } from "../registry/index.ts";
+import { ContentStore } from "./content.ts";
+import { crashPoint } from "./crash.ts";
+import { StoreError } from "./errors.ts";
+import {
+  type GcOptions,
+  type GcReport,
+  garbageCollect,
+  type SweepOptions,
+  type SweepReport,
+  sweep,
+} from "./gc.ts";
+import { initLayout, readStoreInfo, type StorePaths, storeExists, storePaths } from "./layout.ts";
+import {
+  deleteLease,
+  type LeaseOptions,
+  type LeaseRecord,
+  leaseActive,
+  leaseUsesImage,
+  listLeases,
+  newLease,
+  readLease,
+  writeLease,
+} from "./leases.ts";
+import { acquireLock, type LockOptions } from "./lock.ts";
+import { type PullOptions, type PullResult, pullImage } from "./pull.ts";
+import {
+  type ImageRecord,
+  imageId,
+  type RecordDescriptor,
+  readRecords,
+  recordDigests,
+  writeRecords,
+} from "./records.ts";
+import { type VerifyOptions, type VerifyReport, verifyStore } from "./verify.ts";
+
+export interface OpenStoreOptions {
+  /** Create the layout when missing (default true). Read-only commands pass false and get NOT_FOUND. */
+  readonly create?: boolean;
+  /** Staleness of locks whose holder's liveness cannot be checked (other host or pid namespace). */
+  readonly lockStaleMs?: number;
+  /** The clock, ms since the epoch (tests inject one). */
+  readonly now?: () => number;
+}
+
+export interface ImageStatus {
+  readonly record: ImageRecord;
+  /** Every blob the image needs is present with the right size. */
+  readonly complete: boolean;
+  readonly missing: readonly RecordDescriptor[];
+  /** Active leases name it (a pull in flight does not count; a container does). */
+  readonly inUse: boolean;
+}
+
+export interface RemoveResult {
+  readonly removed: readonly ImageRecord[];
+  readonly notFound: readonly string[];
+  /** Queries whose image an active lease uses (not removed without `force`). */
+  readonly inUse: readonly string[];
+  readonly sweep: SweepReport | null;
+}
+
+export class Store {
+  readonly root: string;
+  readonly paths: StorePaths;
+  readonly content: ContentStore;
+  readonly lockStaleMs: number | undefined;
+  readonly #now: () => number;
+
+  private constructor(root: string, options: OpenStoreOptions) {
+    this.root = root;
+    this.paths = storePaths(root);
+    this.content = new ContentStore(this.paths);
+    this.lockStaleMs = options.lockStaleMs;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Opens (and by default creates) the store at `root`. */
+  static async open(root: string, options: OpenStoreOptions = {}): Promise<Store> {
+    if (options.create === false) {
+      if (!(await storeExists(root))) {
+        throw new StoreError("NOT_FOUND", `no kpull store at ${root}`, { subject: root });
+      }
+    } else {
+      await initLayout(root);
+    }
+    return new Store(root, options);
+  }
+
+  now(): number {
+    return this.#now();
+  }
+
+  /** When the store was created (the GC clock's start for the age pass). */
+  async createdAt(): Promise<number> {
+    const info = await readStoreInfo(this.paths);
+    const t = info ? Date.parse(info.createdAt) : Number.NaN;
+    return Number.isFinite(t) ? t : 0;
+  }
+
+  /** Runs `fn` under the store-wide metadata lock. Never call it while waiting for a blob lock inside `fn`. */
+  async withMetaLock<T>(fn: () => Promise<T>, options: LockOptions = {}): Promise<T> {
+    const lock = await acquireLock(this.paths.metaLock, {
+      purpose: "metadata",
+      ...options,
+      staleMs: options.staleMs ?? this.lockStaleMs,
+    });
+    try {
+      return await fn();
+    } finally {
+      await lock.release();
+    }
+  }
+
+  // ---- image records -------------------------------------------------------------------------------------
+
+  /** All image records, sorted by name. Lock-free: the file is only ever replaced whole. */
+  async images(): Promise<ImageRecord[]> {
+    const records = await readRecords(this.paths);
+    return [...records.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * Images a user's string names, as crictl reads it: a name (normalized, `latest` added), `repo@digest`
+   * (the digest the name resolved to, or the platform manifest's), an image ID (`sha256:…` or 64 hex), or an
+   * unambiguous ID prefix of at least 3 hex digits.
+   */
+  async find(query: string): Promise<ImageRecord[]> {
+    return findIn(await this.images(), query);
+  }
+
+  /** Whether the image is present and complete (the CRI ImageStatus question). */
+  async status(query: string): Promise<ImageStatus | null> {
+    const record = (await this.find(query))[0];
+    if (record === undefined) return null;
+    const missing: RecordDescriptor[] = [];
+    for (const d of recordDigests(record)) if (!(await this.content.has(d))) missing.push(d);
+    const leases = await this.activeLeases();
+    const inUse = leases.some((l) => leaseUsesImage(l, record));
+    return { record, complete: missing.length === 0, missing, inUse };
+  }
+
+  /** Inserts or replaces records under the metadata lock. */
+  async updateRecords(
+    change: (records: Map<string, ImageRecord>) => void | Promise<void>,
+    options: LockOptions = {},
+  ): Promise<void> {
+    await this.withMetaLock(async () => {
+      const records = await readRecords(this.paths);
+      await change(records);
+      await writeRecords(this.paths, records, () => crashPoint("records-before-index"));
+    }, options);
+  }
+
+  /** Sets or clears the pinned flag (pinned images are never removed by image GC). Returns the names changed. */
+  async pin(query: string, pinned = true): Promise<string[]> {
+    const changed: string[] = [];
+    await this.updateRecords(async (records) => {
+      const ids = new Set(findIn([...records.values()], query).map(imageId));
+      for (const [name, r] of records) {
+        if (ids.has(imageId(r))) {
+          records.set(name, { ...r, pinned });
+          changed.push(name);
+        }
+      }
+    });
+    if (changed.length === 0)
+      throw new StoreError("NOT_FOUND", `image "${query}" not found`, { subject: query });
+    return changed;
+  }
+
+  /** Records that a container used these images now (the kubelet's lastUsed). */
+  async touch(names: readonly string[], when = this.now()): Promise<void> {
+    if (names.length === 0) return;
+    await this.updateRecords((records) => {
+      for (const name of names) {
+        const r = records.get(name);
+        if (r) records.set(name, { ...r, lastUsed: new Date(when).toISOString() });
+      }
+    });
+  }
+
+  /**
+   * Removes images as CRI's RemoveImage does: every name of the same image ID goes, wherever it was found;
+   * then content nothing references any more is swept. Images an active lease uses are refused unless
+   * `force`.
+   */
+  async remove(
+    queries: readonly string[],
+    options: { force?: boolean; sweep?: boolean; signal?: AbortSignal } = {},
+  ): Promise<RemoveResult> {
+    const removed: ImageRecord[] = [];
+    const notFound: string[] = [];
+    const inUse: string[] = [];
+    await this.withMetaLock(
+      async () => {
+        const records = await readRecords(this.paths);
+        const leases = (await listLeases(this.paths)).leases.filter((l) => leaseActive(l, this.now()));
+        const ids = new Set<string>();
+        for (const query of queries) {
+          const found = findIn([...records.values()], query);
+          if (found.length === 0) {
+            notFound.push(query);
+            continue;
+          }
+          const foundIds = new Set(found.map(imageId));
+          const group = [...records.values()].filter((r) => foundIds.has(imageId(r)));
+          if (!options.force && group.some((r) => leases.some((l) => leaseUsesImage(l, r)))) {
+            inUse.push(query);
+            continue;
+          }
+          for (const id of foundIds) ids.add(id);
+        }
+        for (const [name, r] of records) {
+          if (ids.has(imageId(r))) {
+            removed.push(r);
+            records.delete(name);
+          }
+        }
+        if (removed.length > 0) await writeRecords(this.paths, records);
+      },
+      { signal: options.signal },
+    );
+    const swept =
+      removed.length > 0 && options.sweep !== false ? await this.sweep({ signal: options.signal }) : null;
+    return { removed, notFound, inUse, sweep: swept };
+  }
+
+  // ---- leases --------------------------------------------------------------------------------------------
+
+  /** Takes a lease (under the metadata lock, so GC sees it before the holder relies on it). */
+  async lease(options: LeaseOptions): Promise<Lease> {
+    const record = newLease(options, this.now());
+    await this.withMetaLock(() => writeLease(this.paths, record));
+    if (record.images.length > 0) await this.touch(record.images);
+    return new Lease(this, record);
+  }
+
+  /** Reopens a lease by id (for example a container's lease, in a later process). */
+  async openLease(id: string): Promise<Lease> {
+    const record = await readLease(this.paths, id);
+    if (record === null) throw new StoreError("NOT_FOUND", `lease ${id} not found`, { subject: id });
+    return new Lease(this, record);
+  }
+
+  async activeLeases(): Promise<LeaseRecord[]> {
+    const now = this.now();
+    return (await listLeases(this.paths)).leases.filter((l) => leaseActive(l, now));
+  }
+
+  // ---- operations ----------------------------------------------------------------------------------------
+
+  /** Pulls an image into the store: see pull.ts. */
+  pullImage(client: RegistryClient, reference: string, options: PullOptions = {}): Promise<PullResult> {
+    return pullImage(this, client, reference, options);
+  }
+
+  /** The kubelet's image GC, then a content sweep: see gc.ts. */
+  garbageCollect(options: GcOptions = {}): Promise<GcReport> {
+    return garbageCollect(this, options);
+  }
+
+  /** Removes content no image, index.json entry or active lease references: see gc.ts. */
+  sweep(options: SweepOptions = {}): Promise<SweepReport> {
+    return sweep(this, options);
+  }
+
+  /** Re-hashes every blob and checks every record: see verify.ts. */
+  verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    return verifyStore(this, options);
+  }
+}
+
+export class Lease {
+  readonly #store: Store;
+  #record: LeaseRecord;
+  #released = false;
+
+  constructor(store: Store, record: LeaseRecord) {
+    this.#store = store;
+    this.#record = record;
+  }
+
+  get id(): string {
+    return this.#record.id;
+  }
+
+  get record(): LeaseRecord {
+    return this.#record;
+  }
+
+  /** Adds content digests and image names; written under the metadata lock before it returns, so callers may
+   * rely on that content not being swept from then on. */
+  async add(additions: { content?: readonly string[]; images?: readonly string[] }): Promise<void> {
+    const content = (additions.content ?? []).filter((d) => !this.#record.content.includes(d));
+    const images = (additions.images ?? []).filter((n) => !this.#record.images.includes(n));
+    if (content.length === 0 && images.length === 0) return;
+    const next: LeaseRecord = {
+      ...this.#record,
+      content: [...this.#record.content, ...content],
+      images: [...this.#record.images, ...images],
+    };
+    await this.#store.withMetaLock(() => writeLease(this.#store.paths, next));
+    this.#record = next;
+  }
+
+  /** Ends the lease; images it used get lastUsed = now. Idempotent. */
+  async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    await deleteLease(this.#store.paths, this.#record.id);
+    if (this.#record.images.length > 0) await this.#store.touch(this.#record.images);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release();
+  }
+}
+
+/** The canonical record name for a reference: what `parseDockerRef` makes of it (`latest` added; a tag next
+ * to a digest dropped), formatted. */
+export function imageName(reference: string | Reference): string {
+  return formatReference(typeof reference === "string" ? parseDockerRef(reference) : reference);
+}
+
+export function findIn(records: readonly ImageRecord[], query: string): ImageRecord[] {
+  const q = query.trim();
+  let parsed: ReturnType<typeof parseAnyReference> | null = null;
+  try {
+    parsed = parseAnyReference(q);
+  } catch {
+    parsed = null;
+  }
+  if (parsed !== null && !isNamedReference(parsed)) {
+    return records.filter((r) => [imageId(r), r.manifest.digest, r.target.digest].includes(parsed.digest));
+  }
+  if (parsed !== null) {
+    const ref = parseDockerRef(q);
+    const name = formatReference(ref);
+    const byName = records.filter((r) => r.name === name);
+    if (byName.length > 0) return byName;
+    if (ref.digest !== null) {
+      const repo = repositoryName(ref);
+      const byDigest = records.filter(
+        (r) =>
+          repositoryName(parseDockerRef(r.name)) === repo &&
+          (r.target.digest === ref.digest || r.manifest.digest === ref.digest),
+      );
+      if (byDigest.length > 0) return byDigest;
+    }
+  }
+  const prefix = /^(?:sha256:)?([a-f0-9]{3,64})$/.exec(q)?.[1];
+  if (prefix !== undefined) {
+    const matches = records.filter((r) => imageId(r).slice("sha256:".length).startsWith(prefix));
+    const ids = new Set(matches.map(imageId));
+    if (ids.size === 1) return matches;
+    if (ids.size > 1) {
+      throw new StoreError("INVALID", `image ID prefix "${q}" is ambiguous: it matches ${ids.size} images`, {
+        subject: q,
+      });
+    }
+  }
+  return [];
+}
+
+export type { Platform };
