@@ -3,6 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import { UsageError } from "./args.ts";
+import { checkCommand, checkHelp } from "./commands/check.ts";
 import { explainCommand, explainHelp } from "./commands/explain.ts";
 import { manifestCommand, manifestHelp } from "./commands/manifest.ts";
 import { refCommand, refHelp } from "./commands/ref.ts";
@@ -34,6 +35,11 @@ const COMMANDS: Record<string, Command> = {
     summary: "Print a manifest as the registry serves it, verified",
     help: manifestHelp,
     run: manifestCommand,
+  },
+  check: {
+    summary: "Check manifests' images and pull policies against a cluster policy (CI)",
+    help: checkHelp,
+    run: checkCommand,
   },
 };
 

@@ -2,7 +2,7 @@
 // The public surface of the module; nothing outside imports its inner files.
 
 export { CONTAINER_FIELDS, podSpecPaths, podTemplateMetadataPath, WORKLOAD_KINDS } from "./kinds.ts";
-export { imageUsesFromText } from "./parse.ts";
+export { type FieldNodes, type ImageUseNodes, imageUseNodesFromText, imageUsesFromText } from "./parse.ts";
 export {
   DEFAULT_MAX_FILE_BYTES,
   decodeManifestBytes,

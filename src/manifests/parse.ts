@@ -73,6 +73,49 @@ const LONE_CR = /\r(?!\n)/g;
  * Throws ManifestError for input that is not text, not YAML, or hostile (alias bombs, cyclic anchors).
  */
 export function imageUsesFromText(text: string, file: string): ImageUse[] {
+  return readText(text, file, null);
+}
+
+/**
+ * The YAML behind one ImageUse, for tools that edit the text in place (`kpull fix`, `kpull pin`). Offsets in
+ * node ranges are relative to the parsed text, which starts at `base` in the file's text (base is 0 except
+ * for JSON values written one after another); the file's text is the one given, less a byte order mark.
+ */
+export interface ImageUseNodes {
+  readonly use: ImageUse;
+  readonly base: number;
+  /** The map holding the image and policy keys: the container, or an image volume's `image` map. */
+  readonly map: YAMLMap;
+  /** `image` or, for an image volume, `reference`. */
+  readonly imageKey: string;
+  /** `imagePullPolicy` or, for an image volume, `pullPolicy`. */
+  readonly policyKey: string;
+  readonly image: FieldNodes | null;
+  readonly policy: FieldNodes | null;
+}
+
+/** A key of `ImageUseNodes.map` as kubectl reads it (the last assignment, merge keys applied). */
+export interface FieldNodes {
+  readonly key: Node;
+  /** The value as written under that key: an Alias, a Scalar, a collection, or null when empty. */
+  readonly written: Node | null;
+  /** The value after following an alias. */
+  readonly value: Node | null;
+  /** The key was found in a map merged with `<<`, not written in `map` itself. */
+  readonly merged: boolean;
+}
+
+/**
+ * imageUsesFromText with the YAML nodes behind each use (same uses, same order), except image volumes whose
+ * `image` is not a map, which have nothing to edit. Each call parses anew: the nodes belong to the caller.
+ */
+export function imageUseNodesFromText(text: string, file: string): ImageUseNodes[] {
+  const nodes: ImageUseNodes[] = [];
+  readText(text, file, nodes);
+  return nodes;
+}
+
+function readText(text: string, file: string, nodes: ImageUseNodes[] | null): ImageUse[] {
   if (text.startsWith("\uFEFF")) text = text.slice(1);
   const lines = new LineIndex(text, file);
   const nul = text.indexOf("\u0000");
@@ -89,7 +132,7 @@ export function imageUsesFromText(text: string, file: string): ImageUse[] {
   const out: ImageUse[] = [];
   for (const [index, unit] of parseStream(source, lines).entries()) {
     if (unit.doc === null) continue;
-    const reader = new DocumentReader(unit.doc, unit.base, index, lines, source, out);
+    const reader = new DocumentReader(unit.doc, unit.base, index, lines, source, out, nodes);
     reader.read();
   }
   return out;
@@ -242,6 +285,8 @@ interface FieldValue {
   readonly valueEnd: number | null;
   readonly keyOffset: number | null;
   readonly shared: boolean;
+  /** The nodes behind the value, when the key is present. */
+  readonly nodes: FieldNodes | null;
 }
 
 const MISSING: FieldValue = {
@@ -251,6 +296,7 @@ const MISSING: FieldValue = {
   valueEnd: null,
   keyOffset: null,
   shared: false,
+  nodes: null,
 };
 
 interface ObjectInfo {
@@ -268,6 +314,7 @@ class DocumentReader {
   readonly #index: number;
   readonly #lines: LineIndex;
   readonly #out: ImageUse[];
+  readonly #nodes: ImageUseNodes[] | null;
   /** Each alias and the node it names. */
   readonly #aliasOf = new Map<Alias, Node>();
   /** Nodes named by some alias: written once, used more than once. */
@@ -284,8 +331,10 @@ class DocumentReader {
     lines: LineIndex,
     source: string,
     out: ImageUse[],
+    collect: ImageUseNodes[] | null,
   ) {
     this.#doc = doc;
+    this.#nodes = collect;
     this.#base = base;
     this.#index = index;
     this.#lines = lines;
@@ -624,6 +673,7 @@ class DocumentReader {
       container.range?.[0] ?? 0,
       path,
       shared,
+      { map: container, imageKey: "image", policyKey: "imagePullPolicy" },
     );
   }
 
@@ -643,13 +693,18 @@ class DocumentReader {
         valueEnd: source.node.range?.[1] ?? offset,
         keyOffset,
         shared: source.shared,
+        nodes: null,
       };
-      this.#emit(info, "imageVolume", name, wrong, MISSING, keyOffset, path, shared || source.shared);
+      this.#emit(info, "imageVolume", name, wrong, MISSING, keyOffset, path, shared || source.shared, null);
       return;
     }
     const reference = this.#field(source.node, "reference");
     const policy = this.#field(source.node, "pullPolicy");
-    this.#emit(info, "imageVolume", name, reference, policy, keyOffset, path, shared || source.shared);
+    this.#emit(info, "imageVolume", name, reference, policy, keyOffset, path, shared || source.shared, {
+      map: source.node,
+      imageKey: "reference",
+      policyKey: "pullPolicy",
+    });
   }
 
   /** A string field of a container or image volume source. */
@@ -659,6 +714,7 @@ class DocumentReader {
     const keyOffset = found.key.range?.[0] ?? 0;
     const value = this.#deref(found.value, found.merged);
     const node = value.node;
+    const nodes: FieldNodes = { key: found.key, written: found.value, value: node, merged: found.merged };
     if (node === null || (isScalar(node) && scalarIsNull(node))) {
       return {
         status: "missing",
@@ -667,15 +723,14 @@ class DocumentReader {
         valueEnd: null,
         keyOffset,
         shared: value.shared,
+        nodes,
       };
     }
     const valueOffset = node.range?.[0] ?? keyOffset;
     const valueEnd = node.range?.[1] ?? valueOffset;
     const text = isScalar(node) ? scalarString(node) : null;
-    if (text !== null) {
-      return { status: "string", value: text, valueOffset, valueEnd, keyOffset, shared: value.shared };
-    }
-    return { status: "invalid-type", value: null, valueOffset, valueEnd, keyOffset, shared: value.shared };
+    const status: ImageStatus = text !== null ? "string" : "invalid-type";
+    return { status, value: text, valueOffset, valueEnd, keyOffset, shared: value.shared, nodes };
   }
 
   #emit(
@@ -687,10 +742,11 @@ class DocumentReader {
     fallbackOffset: number,
     path: Path,
     shared: boolean,
+    where: { map: YAMLMap; imageKey: string; policyKey: string } | null,
   ): void {
     const imageOffset = image.valueOffset ?? image.keyOffset ?? fallbackOffset;
     this.#step(imageOffset);
-    this.#out.push({
+    const use: ImageUse = {
       file: this.#lines.file,
       document: this.#index,
       kind: info.kind,
@@ -711,7 +767,11 @@ class DocumentReader {
       annotations: info.annotations,
       templateAnnotations: info.templateAnnotations,
       renderedFrom: this.#renderedFrom,
-    });
+    };
+    this.#out.push(use);
+    if (this.#nodes !== null && where !== null) {
+      this.#nodes.push({ use, base: this.#base, ...where, image: image.nodes, policy: policy.nodes });
+    }
   }
 }
 
