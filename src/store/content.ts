@@ -201,6 +201,7 @@ export class ContentStore {
     let fetched = 0;
     let resumedFrom = 0;
     let closed = false;
+    let discard = false;
     try {
       const st = await handle.stat();
       if (!mayResume || st.size > desc.size) {
@@ -219,7 +220,7 @@ export class ContentStore {
             if (options.signal?.aborted) throw abortError(options.signal, what);
             if (chunk.length === 0) continue;
             if (offset + chunk.length > desc.size) {
-              await handle.truncate(0);
+              discard = true;
               throw new StoreError(
                 "MISMATCH",
                 `${what}: the source sent more than the ${desc.size} bytes the descriptor says`,
@@ -249,7 +250,7 @@ export class ContentStore {
       progress("verifying", offset);
       const actual = `sha256:${hash.digest("hex")}`;
       if (actual !== desc.digest) {
-        await handle.truncate(0);
+        discard = true;
         if (resumedFrom > 0) throw new RestartIngest();
         throw new StoreError("MISMATCH", `${what}: content has digest ${actual}`, { subject: desc.digest });
       }
@@ -270,6 +271,7 @@ export class ContentStore {
       throw error;
     } finally {
       if (!closed) await handle.close().catch(() => {});
+      if (discard) await fs.rm(partial, { force: true }).catch(() => {});
     }
     progress("committed", desc.size);
     return { digest: desc.digest, size: desc.size, status: "fetched", fetchedBytes: fetched, resumedFrom };

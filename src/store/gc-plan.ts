@@ -59,6 +59,8 @@ export interface GcRemoval {
 }
 
 export interface GcPlan {
+  /** The kubelet does not run image GC at all when high = 100 and maxAge = 0. */
+  readonly disabled: boolean;
   /** Candidates in eviction order (ids). */
   readonly order: readonly string[];
   /** Whether the age pass ran (maxAge set and the GC clock has run longer than maxAge). */
@@ -136,10 +138,29 @@ export interface PlanInput {
   readonly disk: DiskUsage;
 }
 
+/** The kubelet starts no image GC when high = 100 and maxAge = 0 (kubelet.md §4.1). */
+export function gcDisabled(policy: GcPolicy): boolean {
+  return policy.highThresholdPercent === 100 && policy.maxAgeMs === 0;
+}
+
 export function planImageGc(input: PlanInput): GcPlan {
   const policy: GcPolicy = { ...DEFAULT_GC_POLICY, ...input.policy };
   validateGcPolicy(policy);
   const now = input.now;
+  if (gcDisabled(policy)) {
+    return {
+      disabled: true,
+      order: [],
+      agePass: false,
+      usagePercent: 0,
+      spacePass: false,
+      amountToFree: 0,
+      remove: [],
+      skipped: [],
+      freedBySpacePass: 0,
+      failure: null,
+    };
+  }
   const skipped: { id: string; reason: GcSkipReason }[] = [];
   for (const image of input.images) {
     if (image.inUse) skipped.push({ id: image.id, reason: "in-use" });
@@ -167,6 +188,7 @@ export function planImageGc(input: PlanInput): GcPlan {
     if (!(error instanceof StoreError) || error.code !== "InvalidDiskCapacity") throw error;
     const failure = { code: "InvalidDiskCapacity" as const, message: error.message };
     return {
+      disabled: false,
       order,
       agePass,
       usagePercent: 0,
@@ -202,6 +224,7 @@ export function planImageGc(input: PlanInput): GcPlan {
     }
   }
   return {
+    disabled: false,
     order,
     agePass,
     usagePercent: pressure.usagePercent,

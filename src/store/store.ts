@@ -20,6 +20,7 @@ import {
   garbageCollect,
   type SweepOptions,
   type SweepReport,
+  statfsUsage,
   sweep,
 } from "./gc.ts";
 import { initLayout, readStoreInfo, type StorePaths, storeExists, storePaths } from "./layout.ts";
@@ -62,6 +63,27 @@ export interface ImageStatus {
   readonly missing: readonly RecordDescriptor[];
   /** Active leases name it (a pull in flight does not count; a container does). */
   readonly inUse: boolean;
+}
+
+/** An image as CRI's ImageService reports it (runtime.v1 `Image`): one per image ID. */
+export interface CriImage {
+  /** The config digest, as containerd reports it. */
+  readonly id: string;
+  readonly repoTags: readonly string[];
+  readonly repoDigests: readonly string[];
+  readonly size: number;
+  readonly pinned: boolean;
+}
+
+/** What CRI's ImageFsInfo reports, plus the filesystem's numbers GC works from. */
+export interface StoreUsage {
+  readonly timestamp: number;
+  readonly mountpoint: string;
+  /** Bytes of blobs and partial ingests. */
+  readonly usedBytes: number;
+  readonly inodesUsed: number;
+  readonly capacityBytes: number;
+  readonly availableBytes: number;
 }
 
 export interface RemoveResult {
@@ -150,6 +172,52 @@ export class Store {
     const leases = await this.activeLeases();
     const inUse = leases.some((l) => leaseUsesImage(l, record));
     return { record, complete: missing.length === 0, missing, inUse };
+  }
+
+  /** Complete images, grouped by image ID, as CRI's ListImages reports them. An image whose content is
+   * incomplete (a blob was removed by `verify --repair`) is left out, so the kubelet pulls it again. */
+  async listCriImages(): Promise<CriImage[]> {
+    const complete: ImageRecord[] = [];
+    for (const r of await this.images()) if (await this.#complete(r)) complete.push(r);
+    return criImages(complete);
+  }
+
+  /** CRI's ImageStatus: the image when present and complete, else null (never an error for absence). */
+  async criImageStatus(query: string): Promise<CriImage | null> {
+    const found = await this.find(query);
+    if (found.length === 0) return null;
+    const ids = new Set(found.map(imageId));
+    const group = (await this.images()).filter((r) => ids.has(imageId(r)));
+    for (const r of group) if (!(await this.#complete(r))) return null;
+    return criImages(group)[0] ?? null;
+  }
+
+  /** Bytes and files the store uses, and the filesystem's capacity and free space. */
+  async usage(): Promise<StoreUsage> {
+    let usedBytes = 0;
+    let inodesUsed = 0;
+    for (const b of await this.content.list()) {
+      usedBytes += b.size;
+      inodesUsed++;
+    }
+    for (const i of await this.content.ingests()) {
+      usedBytes += i.size;
+      inodesUsed++;
+    }
+    const disk = await statfsUsage(this.root);
+    return {
+      timestamp: this.now(),
+      mountpoint: this.root,
+      usedBytes,
+      inodesUsed,
+      capacityBytes: disk.capacity,
+      availableBytes: disk.available,
+    };
+  }
+
+  async #complete(record: ImageRecord): Promise<boolean> {
+    for (const d of recordDigests(record)) if (!(await this.content.has(d))) return false;
+    return true;
   }
 
   /** Inserts or replaces records under the metadata lock. */
@@ -327,6 +395,25 @@ export class Lease {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
   }
+}
+
+/** Groups records by image ID into CRI images (in the order IDs first appear). */
+export function criImages(records: readonly ImageRecord[]): CriImage[] {
+  const byId = new Map<string, ImageRecord[]>();
+  for (const r of records) byId.set(imageId(r), [...(byId.get(imageId(r)) ?? []), r]);
+  return [...byId].map(([id, group]) => {
+    const repoTags = group.filter((r) => !r.name.includes("@")).map((r) => r.name);
+    const repoDigests = [
+      ...new Set(group.map((r) => `${repositoryName(parseDockerRef(r.name))}@${r.target.digest}`)),
+    ];
+    return {
+      id,
+      repoTags,
+      repoDigests,
+      size: Math.max(...group.map((r) => r.size)),
+      pinned: group.some((r) => r.pinned),
+    };
+  });
 }
 
 /** The canonical record name for a reference: what `parseDockerRef` makes of it (`latest` added; a tag next

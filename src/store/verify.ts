@@ -154,7 +154,10 @@ export async function verifyStore(store: Store, options: VerifyOptions = {}): Pr
   }
 
   const present = new Set<string>();
-  for (const b of valid) if (!corrupt.some((c) => c.digest === b.digest)) present.add(b.digest as string);
+  // A corrupt blob is reported as corrupt, not also as missing, until repair removes it.
+  for (const b of valid) {
+    if (!corrupt.some((c) => c.digest === b.digest && c.repaired)) present.add(b.digest as string);
+  }
   const missing: MissingBlob[] = [];
   for (const r of records.values()) {
     const kinds: [MissingBlob["kind"], { digest: string }[]][] = [
