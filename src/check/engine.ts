@@ -119,6 +119,7 @@ export function checkImageUses(uses: readonly ImageUse[], options: CheckOptions 
     const invalid = use.imageStatus === "invalid-type" || subject.parseError !== null;
     for (const { rule, severity } of enabled) {
       if (invalid !== (rule.id === "invalid-image")) continue;
+      if (rule.modes !== null && !rule.modes.includes(mode)) continue;
       const violation = rule.check(subject);
       if (violation === null) {
         evaluations.push({ use, rule: rule.id, severity, outcome: "pass", finding: null });

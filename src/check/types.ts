@@ -68,6 +68,8 @@ export interface Rule {
   readonly tags: readonly string[];
   /** SARIF `security-severity` (0.0–10.0), or null for a rule that is not about security. */
   readonly securitySeverity: string | null;
+  /** The modes the rule runs in; null for every mode. */
+  readonly modes: readonly Mode[] | null;
   /** The violation for this subject, or null when it passes. Never called for an image that does not parse,
    * except by invalid-image itself. */
   readonly check: (subject: Subject) => Violation | null;

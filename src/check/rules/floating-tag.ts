@@ -16,6 +16,7 @@ export const floatingTag: Rule = {
   defaultSeverity: "error",
   tags: ["security", "kubernetes", "supply-chain"],
   securitySeverity: "5.0",
+  modes: null,
   check(subject) {
     const parsed = subject.parsed;
     if (parsed === null || parsed.digest !== "") return null;

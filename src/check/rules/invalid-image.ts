@@ -16,6 +16,7 @@ export const invalidImage: Rule = {
   defaultSeverity: "error",
   tags: ["kubernetes", "reliability"],
   securitySeverity: null,
+  modes: null,
   check(subject) {
     const { use } = subject;
     if (use.imageStatus === "invalid-type") {

@@ -47,6 +47,7 @@ export const pullPolicy: Rule = {
   defaultSeverity: "error",
   tags: ["security", "kubernetes"],
   securitySeverity: "3.0",
+  modes: null,
   check(subject) {
     if (subject.parsed === null) return null;
     const { policy, mode, pinned } = subject;

@@ -14,6 +14,7 @@ export const unpinnedImage: Rule = {
   defaultSeverity: "error",
   tags: ["security", "kubernetes", "supply-chain"],
   securitySeverity: "4.0",
+  modes: ["pinned"],
   check(subject) {
     if (subject.mode !== "pinned" || subject.parsed === null || subject.pinned) return null;
     return {
