@@ -8,6 +8,7 @@ import {
   ErrImagePull,
   EventReason,
   type EventType,
+  goQuote,
   ImageInspectError,
   ImageNameError,
   ImagePullBackOff,
@@ -39,22 +40,53 @@ export interface NodeEvent {
   readonly time: number;
 }
 
+/**
+ * Whose access a credential proves, for KEP-2535's records (kubelet.md §3.4, §3.5). A credential that worked
+ * is recorded by this, never by its secret parts.
+ */
+export type CredentialOrigin =
+  /** One of the pod's image pull secrets: its coordinates and the kubelet's AuthConfigHash of the
+   * credential (`credentialHash` in src/registry). */
+  | {
+      readonly kind: "secret";
+      readonly uid: string;
+      readonly namespace: string;
+      readonly name: string;
+      readonly credentialHash: string;
+    }
+  /** A credential provider plugin that exchanged the pod's service-account token (KEP-4412). */
+  | {
+      readonly kind: "service-account";
+      readonly uid: string;
+      readonly namespace: string;
+      readonly name: string;
+    }
+  /** The node's own credentials (config.json, credential helpers, plugins without a service account): every
+   * pod on the node has them, so an image they pulled is `nodePodsAccessible`. */
+  | { readonly kind: "node" };
+
 /** A credential to try, with what identifies it for KEP-2535 records. */
 export interface PullCredential {
   readonly auth: AuthConfig;
+  /** Secret-free description for messages (`pull secret default/regcred`). */
   readonly source: string;
+  readonly origin: CredentialOrigin;
 }
 
-/** KEP-2535's pull manager, as the image manager consults it. */
+/** KEP-2535's pull manager, as the image manager consults it (kubelet.md §3.4, §3.6). */
 export interface PullVerifier {
-  /** Present image: must the pod's credentials be checked against the registry before it may use it? */
+  /** Present image: must the pod's credentials be checked against the registry before it may use it?
+   * `credentials` is the pod's lazy, memoized lookup; it is called only when the records need it. */
   mustAttemptImagePull(
     image: string,
     imageRef: string,
-    credentials: readonly PullCredential[],
+    credentials: () => Promise<readonly PullCredential[]>,
   ): Promise<boolean>;
+  /** Before a pull; a rejection stops the pull (kubelet.md §2.2 step 7). */
   recordPullIntent(image: string): Promise<void>;
+  /** After a successful pull, with the credential that worked (null: anonymous). Never rejects. */
   recordImagePulled(image: string, imageRef: string, credential: PullCredential | null): Promise<void>;
+  /** After a failed (or backed-off) pull. Never rejects. */
   recordImagePullFailed(image: string): Promise<void>;
 }
 
@@ -143,7 +175,7 @@ export class ImageManager {
         this.#event(pod, "Normal", EventReason.Pulled, messages.alreadyPresent(image));
         return { ok: true, imageRef: presentRef, pulled: false };
       }
-      if (!(await verifier.mustAttemptImagePull(image, presentRef, await lookup()))) {
+      if (!(await verifier.mustAttemptImagePull(image, presentRef, lookup))) {
         this.#event(pod, "Normal", EventReason.Pulled, messages.alreadyPresentAccessible(image));
         return { ok: true, imageRef: presentRef, pulled: false };
       }
@@ -151,7 +183,12 @@ export class ImageManager {
       if (policy === "Never") return this.#neverPull(pod, image);
     }
 
-    await this.#o.verifier?.recordPullIntent(image);
+    try {
+      await this.#o.verifier?.recordPullIntent(image);
+    } catch (error) {
+      const message = `Failed to record image pull intent for container image ${goQuote(image)}: ${(error as Error).message}`;
+      return { ok: false, reason: ErrImagePull, message };
+    }
     const key = backoffKey(pod.uid, image);
     const backoff = this.#o.backoff;
     if (backoff.isInBackOffSinceUpdate(key, this.#now())) {

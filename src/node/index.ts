@@ -3,6 +3,7 @@
 export type { BackoffEntry } from "./backoff.ts";
 export { Backoff, backoffKey, IMAGE_BACKOFF_INITIAL_MS, IMAGE_BACKOFF_MAX_MS } from "./backoff.ts";
 export type {
+  CredentialOrigin,
   EnsureImageRequest,
   EnsureImageResult,
   ImageManagerOptions,
@@ -30,3 +31,5 @@ export {
   SerialPuller,
 } from "./puller.ts";
 export { PULL_QPS_EXCEEDED, PullRateLimiter } from "./ratelimit.ts";
+// KEP-2535 credential verification (verification/index.ts).
+export * from "./verification/index.ts";
