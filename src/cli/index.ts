@@ -5,9 +5,14 @@ import { readFileSync } from "node:fs";
 import { UsageError } from "./args.ts";
 import { checkCommand, checkHelp } from "./commands/check.ts";
 import { explainCommand, explainHelp } from "./commands/explain.ts";
+import { gcCommand, gcHelp } from "./commands/gc.ts";
+import { imagesCommand, imagesHelp } from "./commands/images.ts";
 import { manifestCommand, manifestHelp } from "./commands/manifest.ts";
+import { pullCommand, pullHelp } from "./commands/pull.ts";
 import { refCommand, refHelp } from "./commands/ref.ts";
 import { resolveCommand, resolveHelp } from "./commands/resolve.ts";
+import { rmiCommand, rmiHelp } from "./commands/rmi.ts";
+import { verifyCommand, verifyHelp } from "./commands/verify.ts";
 import { type CliIo, ExitCode, processIo } from "./io.ts";
 
 export type { CliIo } from "./io.ts";
@@ -41,6 +46,15 @@ const COMMANDS: Record<string, Command> = {
     help: checkHelp,
     run: checkCommand,
   },
+  pull: {
+    summary: "Pull an image into the node's store (fetching only missing blobs)",
+    help: pullHelp,
+    run: pullCommand,
+  },
+  images: { summary: "List the images in the node's store", help: imagesHelp, run: imagesCommand },
+  rmi: { summary: "Remove images from the node's store", help: rmiHelp, run: rmiCommand },
+  verify: { summary: "Re-hash the node's store and report damage", help: verifyHelp, run: verifyCommand },
+  gc: { summary: "Garbage-collect the node's store as the kubelet does", help: gcHelp, run: gcCommand },
 };
 
 /** Errors about what the user gave us (exit 2), as opposed to what a registry answered (exit 1). */

@@ -1,0 +1,144 @@
+import { formatGoDuration } from "../../policy/index.ts";
+import { type GcReport, parseDuration, Store } from "../../store/index.ts";
+import { outputFormat, outputOption, parseCommandArgs, UsageError } from "../args.ts";
+import { type CliIo, ExitCode } from "../io.ts";
+import {
+  formatBytes,
+  rootFrom,
+  shortDigest,
+  storeOptions,
+  storeOptionsHelp,
+  writeStructured,
+} from "./store-options.ts";
+
+export const gcHelp = `Garbage-collect the node's store as the kubelet's image GC does, then sweep unreferenced content.
+
+Examples:
+  # What would go if the disk were under pressure? (nothing is removed)
+  kpull gc --dry-run -o json
+
+  # The kubelet's defaults: above 85 % disk usage, free down to 80 %, keep images younger than 2 minutes
+  kpull gc
+
+  # Also remove images unused for a week, whatever the disk usage
+  kpull gc --max-age 168h
+
+Usage:
+  kpull gc [--dry-run] [--high N] [--low N] [--min-age D] [--max-age D] [-o text|json|yaml] [--root DIR]
+
+Flags:
+      --dry-run      report what would be removed; change nothing
+      --high N       imageGCHighThresholdPercent: run the space pass at or above N % usage (default 85)
+      --low N        imageGCLowThresholdPercent: free down to N % (default 80)
+      --min-age D    imageMinimumGCAge: never remove images first stored less than D ago (default 2m)
+      --max-age D    imageMaximumGCAge: remove images unused for longer than D (default 0s, off)
+  -o, --output       text (the default), json or yaml
+  -h, --help         show this help
+
+${storeOptionsHelp}
+Durations are Go's (90s, 2m, 1h30m). Usage is the kubelet's integer arithmetic on the filesystem holding the
+root: 100 - floor(available * 100 / capacity). Images a running container's lease uses and pinned images
+are never removed; never-used images go first, then the least recently used. The age pass starts once the
+store is older than --max-age. Afterwards every blob no image, index.json entry or active lease references
+is deleted, and partial downloads untouched for a day.
+
+Exit status: 0 done, 1 not enough could be freed (FreeDiskSpaceFailed) or the capacity is 0, 2 bad usage.
+`;
+
+function percent(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value))
+    throw new UsageError("gc", `--${name} must be an integer percentage, got "${value}"`);
+  return Number(value);
+}
+
+function duration(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  try {
+    const ms = parseDuration(value);
+    if (ms < 0) throw new Error("negative");
+    return ms;
+  } catch {
+    throw new UsageError("gc", `--${name} must be a duration such as 2m or 1h30m, got "${value}"`);
+  }
+}
+
+export async function gcCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommandArgs("gc", argv, {
+    ...outputOption,
+    ...storeOptions,
+    "dry-run": { type: "boolean" },
+    high: { type: "string" },
+    low: { type: "string" },
+    "min-age": { type: "string" },
+    "max-age": { type: "string" },
+  });
+  if (values.help) {
+    io.stdout.write(gcHelp);
+    return ExitCode.ok;
+  }
+  const format = outputFormat("gc", values.output);
+  if (positionals.length > 0) throw new UsageError("gc", `unexpected argument "${positionals[0]}"`);
+  const policy = {
+    highThresholdPercent: percent("high", values.high, 85),
+    lowThresholdPercent: percent("low", values.low, 80),
+    minAgeMs: duration("min-age", values["min-age"], 2 * 60_000),
+    maxAgeMs: duration("max-age", values["max-age"], 0),
+  };
+  if (policy.highThresholdPercent > 100 || policy.lowThresholdPercent > 100) {
+    throw new UsageError("gc", "--high and --low must be in range [0-100]");
+  }
+  if (policy.lowThresholdPercent > policy.highThresholdPercent) {
+    throw new UsageError(
+      "gc",
+      `LowThresholdPercent ${policy.lowThresholdPercent} can not be higher than HighThresholdPercent ${policy.highThresholdPercent}`,
+    );
+  }
+  const store = await Store.open(rootFrom(values, io), { create: false });
+  const report = await store.garbageCollect({ policy, dryRun: values["dry-run"] === true });
+  if (format !== "text") writeStructured(io, format, toJson(report));
+  else io.stdout.write(renderGc(report));
+  for (const e of report.events) io.stderr.write(`${e.type} ${e.reason}: ${e.message}\n`);
+  return report.ok ? ExitCode.ok : ExitCode.findings;
+}
+
+/** The report with durations as Go prints them and the totals first. */
+function toJson(r: GcReport) {
+  return {
+    dryRun: r.dryRun,
+    ok: r.ok,
+    error: r.error,
+    policy: {
+      highThresholdPercent: r.policy.highThresholdPercent,
+      lowThresholdPercent: r.policy.lowThresholdPercent,
+      minAge: formatGoDuration(r.policy.minAgeMs),
+      maxAge: formatGoDuration(r.policy.maxAgeMs),
+    },
+    disk: r.disk,
+    agePass: r.agePass,
+    spacePass: r.spacePass,
+    amountToFree: r.amountToFree,
+    removed: r.removed,
+    skipped: r.skipped,
+    freedBySpacePass: r.freedBySpacePass,
+    bytesFreed: r.content.bytesFreed,
+    content: r.content,
+    events: r.events,
+  };
+}
+
+function renderGc(r: GcReport): string {
+  const lines: string[] = [];
+  const verb = r.dryRun ? "would remove" : "removed";
+  lines.push(
+    `disk usage ${r.disk.usagePercent}% (high ${r.policy.highThresholdPercent}%, low ${r.policy.lowThresholdPercent}%)${r.spacePass ? `: freeing ${formatBytes(r.amountToFree)}` : ""}`,
+  );
+  for (const x of r.removed) {
+    lines.push(`${verb} ${x.names.join(", ")} (${shortDigest(x.id)}, ${formatBytes(x.size)}, ${x.reason})`);
+  }
+  for (const x of r.skipped) lines.push(`kept    ${x.names.join(", ")} (${x.reason})`);
+  lines.push(
+    `${r.dryRun ? "would free" : "freed"} ${formatBytes(r.content.bytesFreed)} in ${r.content.blobsRemoved.length} blobs${r.content.ingestsRemoved.length > 0 ? `, ${r.content.ingestsRemoved.length} stale partial downloads` : ""}`,
+  );
+  return `${lines.join("\n")}\n`;
+}
