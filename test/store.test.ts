@@ -363,7 +363,7 @@ async function seedIndex(
   registry: RunningRegistry,
   repo: string,
   tag: string,
-): Promise<Record<string, TestImage>> {
+): Promise<{ amd64: TestImage; arm64: TestImage }> {
   const images = {
     amd64: tinyImage({ architecture: "amd64", layers: [{ "arch.txt": "amd64\n" }] }),
     arm64: tinyImage({ architecture: "arm64", layers: [{ "arch.txt": "arm64\n" }] }),
