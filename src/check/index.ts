@@ -11,6 +11,8 @@ export {
   loadConfig,
   parseConfig,
 } from "./config.ts";
+export { diffLines, splitLines, unifiedDiff } from "./diff.ts";
+export { applyEdits, insertPair, lineBreak, renderScalar, replaceValue, type TextEdit } from "./edit.ts";
 export {
   analyse,
   type CheckOptions,
@@ -31,6 +33,7 @@ export {
   type ObjectExemptions,
   readExemptions,
 } from "./exemptions.ts";
+export { type FixChange, type FixResult, type FixSkip, fixText } from "./fix.ts";
 export { type LoadedSources, type LoadOptions, loadSources, withoutIgnoredSources } from "./inputs.ts";
 export { allowedPolicies, describeAllowed, fixPolicy } from "./modes.ts";
 export {
@@ -65,3 +68,4 @@ export {
   type Summary,
   type Violation,
 } from "./types.ts";
+export { encodeText, writeFileAtomic } from "./write.ts";

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { UsageError } from "./args.ts";
 import { checkCommand, checkHelp } from "./commands/check.ts";
 import { explainCommand, explainHelp } from "./commands/explain.ts";
+import { fixCommand, fixHelp } from "./commands/fix.ts";
 import { gcCommand, gcHelp } from "./commands/gc.ts";
 import { imagesCommand, imagesHelp } from "./commands/images.ts";
 import { manifestCommand, manifestHelp } from "./commands/manifest.ts";
@@ -45,6 +46,11 @@ const COMMANDS: Record<string, Command> = {
     summary: "Check manifests' images and pull policies against a cluster policy (CI)",
     help: checkHelp,
     run: checkCommand,
+  },
+  fix: {
+    summary: "Set imagePullPolicy so the mode holds, keeping the YAML as written",
+    help: fixHelp,
+    run: fixCommand,
   },
   pull: {
     summary: "Pull an image into the node's store (fetching only missing blobs)",
