@@ -101,6 +101,8 @@ function summarize(
       total: layers.length,
       fetched: layers.filter((b) => b.status === "fetched").length,
       reused: layers.filter((b) => b.status !== "fetched").length,
+      /** Reused because another process fetched them while this one waited. */
+      waited: layers.filter((b) => b.status === "waited").length,
     },
     requests,
     durationMs,
