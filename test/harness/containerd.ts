@@ -391,7 +391,9 @@ export async function startContainerd(options: ContainerdOptions = {}): Promise<
 
 /**
  * node:test helper: starts containerd in before() and stops it in after() of the enclosing suite (or file).
- * `options` may be a function, called in before(), so it can read registries started by earlier hooks.
+ * `options` may be a function, called in before(), so it can read registries started by earlier hooks —
+ * inside a describe() only: at a file's top level node:test runs before() hooks concurrently. containerd
+ * reads hosts.toml at each pull, so addRegistry() in a later hook or test works as well.
  */
 export function useContainerd(
   options: ContainerdOptions | (() => ContainerdOptions) = {},
