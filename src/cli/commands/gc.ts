@@ -4,6 +4,7 @@ import { outputFormat, outputOption, parseCommandArgs, UsageError } from "../arg
 import { type CliIo, ExitCode } from "../io.ts";
 import {
   formatBytes,
+  plural,
   rootFrom,
   shortDigest,
   storeOptions,
@@ -138,7 +139,7 @@ function renderGc(r: GcReport): string {
   }
   for (const x of r.skipped) lines.push(`kept    ${x.names.join(", ")} (${x.reason})`);
   lines.push(
-    `${r.dryRun ? "would free" : "freed"} ${formatBytes(r.content.bytesFreed)} in ${r.content.blobsRemoved.length} blobs${r.content.ingestsRemoved.length > 0 ? `, ${r.content.ingestsRemoved.length} stale partial downloads` : ""}`,
+    `${r.dryRun ? "would free" : "freed"} ${formatBytes(r.content.bytesFreed)} in ${plural(r.content.blobsRemoved.length, "blob")}${r.content.ingestsRemoved.length > 0 ? `, ${r.content.ingestsRemoved.length} stale partial downloads` : ""}`,
   );
   return `${lines.join("\n")}\n`;
 }

@@ -8,7 +8,14 @@ import {
   registryOptions,
   registryOptionsHelp,
 } from "../registry-options.ts";
-import { formatBytes, rootFrom, storeOptions, storeOptionsHelp, writeStructured } from "./store-options.ts";
+import {
+  formatBytes,
+  plural,
+  rootFrom,
+  storeOptions,
+  storeOptionsHelp,
+  writeStructured,
+} from "./store-options.ts";
 
 export const pullHelp = `Pull an image into the node's store: fetch only the blobs it does not hold, verify, commit, record.
 
@@ -68,7 +75,7 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
     if (format !== "text") writeStructured(io, format, summary);
     else {
       io.stdout.write(
-        `${result.name}: ${result.fetched.blobs === 0 ? "up to date" : "pulled"}\n  digest:   ${result.target.digest}\n  image id: ${result.id}\n  fetched:  ${formatBytes(result.fetched.bytes)} in ${result.fetched.blobs} blobs${result.resumed.blobs > 0 ? ` (resumed ${result.resumed.blobs})` : ""}\n  reused:   ${formatBytes(result.reused.bytes)} in ${result.reused.blobs} blobs\n`,
+        `${result.name}: ${result.fetched.blobs === 0 ? "up to date" : "pulled"}\n  digest:   ${result.target.digest}\n  image id: ${result.id}\n  fetched:  ${formatBytes(result.fetched.bytes)} in ${plural(result.fetched.blobs, "blob")}${result.resumed.blobs > 0 ? ` (resumed ${result.resumed.blobs})` : ""}\n  reused:   ${formatBytes(result.reused.bytes)} in ${plural(result.reused.blobs, "blob")}\n`,
       );
     }
     return ExitCode.ok;

@@ -3,6 +3,7 @@ import { type CliIo, ExitCode } from "../io.ts";
 import {
   formatBytes,
   openExisting,
+  plural,
   storeOptions,
   storeOptionsHelp,
   writeStructured,
@@ -66,7 +67,7 @@ export async function rmiCommand(argv: readonly string[], io: CliIo): Promise<nu
   else {
     for (const r of summary.removed) io.stdout.write(`Deleted: ${r.name}\n`);
     if (summary.removed.length > 0) {
-      io.stdout.write(`Freed ${formatBytes(summary.bytesFreed)} (${summary.blobsRemoved} blobs)\n`);
+      io.stdout.write(`Freed ${formatBytes(summary.bytesFreed)} (${plural(summary.blobsRemoved, "blob")})\n`);
     }
   }
   for (const q of result.notFound) io.stderr.write(`error: image "${q}" not found\n`);

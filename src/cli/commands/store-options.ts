@@ -56,3 +56,7 @@ export function formatAge(fromMs: number, nowMs: number): string {
 export function shortDigest(digest: string): string {
   return digest.slice(digest.indexOf(":") + 1, digest.indexOf(":") + 13);
 }
+
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}

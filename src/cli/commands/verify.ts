@@ -4,6 +4,7 @@ import { type CliIo, ExitCode } from "../io.ts";
 import {
   formatBytes,
   openExisting,
+  plural,
   storeOptions,
   storeOptionsHelp,
   writeStructured,
@@ -60,7 +61,7 @@ export async function verifyCommand(argv: readonly string[], io: CliIo): Promise
 export function renderReport(r: VerifyReport): string {
   const lines: string[] = [];
   lines.push(
-    `checked ${r.blobs} blobs (${formatBytes(r.bytes)}) and ${r.images} image${r.images === 1 ? "" : "s"} in ${r.root}`,
+    `checked ${plural(r.blobs, "blob")} (${formatBytes(r.bytes)}) and ${r.images} image${r.images === 1 ? "" : "s"} in ${r.root}`,
   );
   for (const p of r.problems) lines.push(`damaged   ${p.path}: ${p.message}`);
   for (const c of r.corrupt) {
