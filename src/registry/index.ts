@@ -14,7 +14,9 @@ export {
   CredentialError,
   CredentialStore,
   credentialHash,
+  describeSource,
   matchesRegistryKey,
+  RegistryCredential,
   redact,
 } from "./credentials/index.ts";
 export type { RegistryErrorCode } from "./errors.ts";

@@ -1,7 +1,7 @@
 // From registry credentials to the image manager's PullCredentials, and from those to what KEP-2535 records
 // and matches (kubelet.md §2.11, §3.4 step 8, §3.5 "What is recorded"; image_manager.go trackedToImagePullCreds).
 
-import { type Credential, credentialHash } from "../../registry/index.ts";
+import { type Credential, credentialHash, describeSource } from "../../registry/index.ts";
 import type { CredentialOrigin, PullCredential } from "../image-manager.ts";
 import type { PodCredentials } from "./check.ts";
 import type { ImagePullCredentials, ImagePullServiceAccount } from "./records.ts";
@@ -13,23 +13,6 @@ export interface ToPullCredentialsOptions {
    * under the service account. Every other plugin's credentials are node credentials. kpull runs no such
    * plugin today (it cannot mint tokens), so by default there are none. */
   readonly serviceAccountPlugins?: readonly string[];
-}
-
-/** A short, secret-free description of where a credential came from, for messages. */
-export function describeCredentialSource(source: Credential["source"]): string {
-  switch (source.kind) {
-    case "pull-secret":
-      if (source.namespace !== null || source.name !== null) {
-        return `pull secret ${source.namespace ?? ""}/${source.name ?? ""}`;
-      }
-      return `pull secret file ${source.file ?? "(in memory)"}`;
-    case "docker-config":
-      return `docker config ${source.file}`;
-    case "credential-helper":
-      return `credential helper ${source.helper}`;
-    case "provider-plugin":
-      return `credential provider ${source.plugin}`;
-  }
 }
 
 /** Where a registry credential came from, as KEP-2535 sees it. */
@@ -58,6 +41,7 @@ export function credentialOrigin(
     }
     case "docker-config":
     case "credential-helper":
+    case "auth-config":
       return { kind: "node" };
   }
 }
@@ -75,7 +59,7 @@ export function toPullCredentials(
       ...(c.identityToken ? { identityToken: c.identityToken } : {}),
       ...(c.registryToken ? { registryToken: c.registryToken } : {}),
     },
-    source: describeCredentialSource(c.source),
+    source: describeSource(c.source),
     origin: credentialOrigin(c, options),
   }));
 }

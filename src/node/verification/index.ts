@@ -7,7 +7,6 @@ export { matchCredentials, mustAttemptImagePull, NO_POD_CREDENTIALS, precheck } 
 export type { ToPullCredentialsOptions } from "./credentials.ts";
 export {
   credentialOrigin,
-  describeCredentialSource,
   podCredentials,
   recordedCredentials,
   toPullCredentials,

@@ -20,7 +20,9 @@ export type CredentialSource =
     }
   | { readonly kind: "docker-config"; readonly file: string }
   | { readonly kind: "credential-helper"; readonly helper: string }
-  | { readonly kind: "provider-plugin"; readonly plugin: string };
+  | { readonly kind: "provider-plugin"; readonly plugin: string }
+  /** Handed over with a pull request, like CRI's AuthConfig (the caller looked it up). */
+  | { readonly kind: "auth-config" };
 
 export interface Credential {
   readonly username: string;
@@ -121,6 +123,8 @@ export function describeSource(source: CredentialSource): string {
       return `credential helper ${source.helper}`;
     case "provider-plugin":
       return `credential provider ${source.plugin}`;
+    case "auth-config":
+      return "credentials given with the pull request";
   }
 }
 

@@ -5,7 +5,7 @@
  */
 
 export type { Credential, CredentialHashInput, CredentialSource } from "./credential.ts";
-export { credentialHash, credentialSecrets, describeSource } from "./credential.ts";
+export { credentialHash, credentialSecrets, describeSource, RegistryCredential } from "./credential.ts";
 export { dockerConfigKey } from "./dockerconfig.ts";
 export type { CredentialErrorOrigin } from "./errors.ts";
 export { CredentialError, REDACTED, redact } from "./errors.ts";
