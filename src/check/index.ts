@@ -35,7 +35,29 @@ export {
 } from "./exemptions.ts";
 export { type FixChange, type FixResult, type FixSkip, fixText } from "./fix.ts";
 export { type LoadedSources, type LoadOptions, loadSources, withoutIgnoredSources } from "./inputs.ts";
+export {
+  emptyLock,
+  type LockEntry,
+  LockError,
+  type LockFile,
+  parseLock,
+  readLock,
+  serializeLock,
+} from "./lock.ts";
 export { allowedPolicies, describeAllowed, fixPolicy } from "./modes.ts";
+export {
+  lockKey,
+  type PinFileResult,
+  type PinItem,
+  type PinOptions,
+  type PinResult,
+  type PinStatus,
+  pinTexts,
+  type Resolver,
+  registryResolver,
+  type Verification,
+  verifyPins,
+} from "./pin.ts";
 export {
   ANNOTATIONS_PER_LEVEL,
   escapeData,

@@ -9,6 +9,7 @@ import { fixCommand, fixHelp } from "./commands/fix.ts";
 import { gcCommand, gcHelp } from "./commands/gc.ts";
 import { imagesCommand, imagesHelp } from "./commands/images.ts";
 import { manifestCommand, manifestHelp } from "./commands/manifest.ts";
+import { pinCommand, pinHelp } from "./commands/pin.ts";
 import { pullCommand, pullHelp } from "./commands/pull.ts";
 import { refCommand, refHelp } from "./commands/ref.ts";
 import { resolveCommand, resolveHelp } from "./commands/resolve.ts";
@@ -51,6 +52,11 @@ const COMMANDS: Record<string, Command> = {
     summary: "Set imagePullPolicy so the mode holds, keeping the YAML as written",
     help: fixHelp,
     run: fixCommand,
+  },
+  pin: {
+    summary: "Pin image tags to digests, with a lock file; verify that pinned tags have not moved",
+    help: pinHelp,
+    run: pinCommand,
   },
   pull: {
     summary: "Pull an image into the node's store (fetching only missing blobs)",
