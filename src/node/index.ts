@@ -22,6 +22,8 @@ export type {
   PullImageResponse,
   PullReport,
 } from "./image-service.ts";
+export type { NodeOptions, PullAction, PullOutcome } from "./node.ts";
+export { CLI_POD, Node } from "./node.ts";
 export type { Puller, PullerConfig, PullResult } from "./puller.ts";
 export {
   MAX_IMAGE_PULL_REQUESTS,
@@ -31,5 +33,7 @@ export {
   SerialPuller,
 } from "./puller.ts";
 export { PULL_QPS_EXCEEDED, PullRateLimiter } from "./ratelimit.ts";
+export type { StoreImageServiceOptions } from "./store-service.ts";
+export { PullFailure, StoreImageService } from "./store-service.ts";
 // KEP-2535 credential verification (verification/index.ts).
 export * from "./verification/index.ts";
