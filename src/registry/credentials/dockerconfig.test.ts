@@ -222,7 +222,9 @@ describe("credential helpers", () => {
     // machine); a live process after 3 s means the process group was not killed.
     const dead = () => {
       try {
-        return readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").startsWith("Z");
+        return readFileSync(`/proc/${pid}/stat`, "utf8")
+          .replace(/^.*\) /s, "")
+          .startsWith("Z");
       } catch {
         return true;
       }
