@@ -59,7 +59,7 @@ const COMMANDS: Record<string, Command> = {
     run: pinCommand,
   },
   pull: {
-    summary: "Pull an image into the node's store (fetching only missing blobs)",
+    summary: "Ensure an image on this node under a pull policy, as the kubelet does",
     help: pullHelp,
     run: pullCommand,
   },

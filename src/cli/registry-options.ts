@@ -1,6 +1,12 @@
 // Registry options shared by every command that talks to a registry, and the client they configure.
 
-import { CredentialStore, type Platform, parsePlatform, RegistryClient } from "../registry/index.ts";
+import {
+  CredentialStore,
+  type Platform,
+  parsePlatform,
+  RegistryClient,
+  type RegistryClientOptions,
+} from "../registry/index.ts";
 import { UsageError } from "./args.ts";
 import type { CliIo } from "./io.ts";
 
@@ -34,14 +40,15 @@ export interface RegistryFlagValues {
   platform?: string | undefined;
 }
 
-export function registryClientFrom(command: string, values: RegistryFlagValues, io: CliIo): RegistryClient {
+/** The credential lookup the flags describe, in the kubelet's order. */
+export function credentialsFrom(command: string, values: RegistryFlagValues, io: CliIo): CredentialStore {
   if (
     values["credential-provider-config"] !== undefined &&
     values["credential-provider-bin-dir"] === undefined
   ) {
     throw new UsageError(command, "--credential-provider-config needs --credential-provider-bin-dir");
   }
-  const credentials = new CredentialStore({
+  return new CredentialStore({
     ...(values["pull-secret"] ? { pullSecretFiles: values["pull-secret"] } : {}),
     ...(values["docker-config"] !== undefined ? { dockerConfigDir: values["docker-config"] } : {}),
     ...(values["credential-provider-config"] !== undefined
@@ -53,10 +60,22 @@ export function registryClientFrom(command: string, values: RegistryFlagValues, 
     env: io.env,
     onWarning: (message) => io.stderr.write(`warning: ${message}\n`),
   });
-  return new RegistryClient({
-    credentials,
+}
+
+/** Hosts and TLS settings from the flags (credentials apart). */
+export function registryClientOptionsFrom(
+  values: RegistryFlagValues,
+): Omit<RegistryClientOptions, "credentials"> {
+  return {
     ...(values["hosts-dir"] !== undefined ? { hostsDir: values["hosts-dir"] } : {}),
     ...(values["insecure-registry"] ? { insecureRegistries: values["insecure-registry"] } : {}),
+  };
+}
+
+export function registryClientFrom(command: string, values: RegistryFlagValues, io: CliIo): RegistryClient {
+  return new RegistryClient({
+    credentials: credentialsFrom(command, values, io),
+    ...registryClientOptionsFrom(values),
   });
 }
 

@@ -33,6 +33,9 @@ export interface PullReport {
   readonly requests?: Readonly<Record<string, number>>;
   readonly bytesFetched?: number;
   readonly layers?: { readonly total: number; readonly fetched: number; readonly reused: number };
+  /** Every blob (index, manifests, config, layers): how many and how many bytes were fetched or reused. */
+  readonly fetched?: { readonly blobs: number; readonly bytes: number };
+  readonly reused?: { readonly blobs: number; readonly bytes: number };
 }
 
 export interface PullImageResponse {

@@ -45,6 +45,9 @@ export interface PullOutcome {
   readonly requests: Readonly<Record<string, number>>;
   readonly bytesFetched: number;
   readonly layers: { readonly total: number; readonly fetched: number; readonly reused: number };
+  /** All blobs, not only layers (extra to the fields above). */
+  readonly fetched: { readonly blobs: number; readonly bytes: number };
+  readonly reused: { readonly blobs: number; readonly bytes: number };
   readonly durationMs: number;
 }
 
@@ -155,6 +158,8 @@ export class Node {
       requests: { HEAD: 0, GET: 0, ...(report.requests ?? {}) },
       bytesFetched: report.bytesFetched ?? 0,
       layers: report.layers ?? { total: 0, fetched: 0, reused: 0 },
+      fetched: report.fetched ?? { blobs: 0, bytes: 0 },
+      reused: report.reused ?? { blobs: 0, bytes: 0 },
       durationMs: this.#now() - started,
     };
   }

@@ -95,6 +95,8 @@ export class StoreImageService implements ImageService {
         requests: requestCounts(client.stats),
         bytesFetched: result.fetched.bytes,
         layers: layerCounts(result.blobs),
+        fetched: result.fetched,
+        reused: result.reused,
       };
       return { imageRef: result.id, report };
     } catch (error) {

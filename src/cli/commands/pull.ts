@@ -1,48 +1,47 @@
-import { requestCounts } from "../../registry/index.ts";
-import { type PullResult, Store } from "../../store/index.ts";
+import { Node } from "../../node/index.ts";
+import { isPullPolicy, PULL_POLICIES, type PullPolicy } from "../../policy/index.ts";
+import { Store } from "../../store/index.ts";
 import { outputFormat, outputOption, parseCommandArgs, UsageError } from "../args.ts";
 import { type CliIo, ExitCode } from "../io.ts";
+import { PullProgressView } from "../progress.ts";
 import {
+  credentialsFrom,
   platformFrom,
-  registryClientFrom,
+  registryClientOptionsFrom,
   registryOptions,
   registryOptionsHelp,
 } from "../registry-options.ts";
-import {
-  formatBytes,
-  plural,
-  rootFrom,
-  storeOptions,
-  storeOptionsHelp,
-  writeStructured,
-} from "./store-options.ts";
+import { formatBytes, rootFrom, storeOptions, storeOptionsHelp, writeStructured } from "./store-options.ts";
 
-export const pullHelp = `Pull an image into the node's store: fetch only the blobs it does not hold, verify, commit, record.
+export const pullHelp = `Ensure an image on this node as the kubelet does for one container start, under a pull policy.
 
 Examples:
-  # Pull (a cached image costs one HEAD request and nothing else)
+  # The API server's default policy for the string (Always for :latest or no tag, else IfNotPresent)
   kpull pull registry.example.com/team/app:v1
 
-  # Another platform of a multi-platform image, into a given store
-  kpull pull --platform linux/arm64 --root /tmp/store nginx:1.27
+  # Always on a cached image: one HEAD request, no download unless the tag moved
+  kpull pull --policy Always -o json registry.example.com/team/app:v1 | jq '{action, requests}'
 
-  # What was fetched and what was reused, for scripts
-  kpull pull -o json busybox:1.36 | jq '{fetched, reused, requests}'
+  # Never: use only what is on the node (fails with ErrImageNeverPull when absent)
+  kpull pull --policy Never registry.example.com/team/app:v1
 
 Usage:
-  kpull pull IMAGE [--platform OS/ARCH[/VARIANT]] [-o text|json|yaml] [--root DIR] [registry flags]
+  kpull pull IMAGE [--policy Always|IfNotPresent|Never] [--platform OS/ARCH[/VARIANT]] [-o text|json|yaml] [--root DIR] [registry flags]
 
 Flags:
+      --policy   Always, IfNotPresent or Never (default: what the API server would set for IMAGE)
   -o, --output   text (the default), json or yaml
   -h, --help     show this help
 
 ${storeOptionsHelp}
 ${registryOptionsHelp}
-This is the store-level pull; pull policies (Always, IfNotPresent, Never) are the image manager's business.
-Processes pulling into one root at the same time download each blob once; an interrupted pull resumes
-its partial downloads with Range requests.
+Output "action": pulled (was absent), present (used as is, no registry contact), verified (Always: the tag
+still points at the cached image, nothing fetched), updated (Always: the tag moved, only new content
+fetched), failed (with "code": ErrImagePull, ErrImageNeverPull, ImagePullBackOff, InvalidImageName,
+RegistryUnavailable, ...). A failed pull backs off like the kubelet (10 s doubling to 5 min), kept in the
+store between runs. Progress goes to stderr on a terminal; -o json prints only the result.
 
-Exit status: 0 pulled, 1 the registry refused or failed or the store could not take it, 2 bad usage.
+Exit status: 0 the image is ready, 1 it is not (the code says why), 2 bad usage.
 `;
 
 export async function pullCommand(argv: readonly string[], io: CliIo): Promise<number> {
@@ -50,6 +49,7 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
     ...outputOption,
     ...storeOptions,
     ...registryOptions,
+    policy: { type: "string" },
   });
   if (values.help) {
     io.stdout.write(pullHelp);
@@ -58,60 +58,48 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
   const format = outputFormat("pull", values.output);
   if (positionals.length !== 1) throw new UsageError("pull", "exactly one IMAGE is required");
   const image = positionals[0] as string;
+  let policy: PullPolicy | undefined;
+  if (values.policy !== undefined) {
+    if (!isPullPolicy(values.policy)) {
+      throw new UsageError(
+        "pull",
+        `unknown policy "${values.policy}": allowed values are ${PULL_POLICIES.join(", ")}`,
+      );
+    }
+    policy = values.policy;
+  }
   const platform = platformFrom("pull", values.platform);
-  const client = registryClientFrom("pull", values, io);
   const controller = new AbortController();
   const onSignal = () => controller.abort(new Error("interrupted"));
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  const started = Date.now();
+  const progress = format === "text" ? new PullProgressView(io.stderr) : null;
   try {
-    const store = await Store.open(rootFrom(values, io));
-    const result = await store.pullImage(client, image, {
+    const node = await Node.open({
+      store: await Store.open(rootFrom(values, io)),
+      registry: registryClientOptionsFrom(values),
+      credentials: credentialsFrom("pull", values, io),
       ...(platform ? { platform } : {}),
       signal: controller.signal,
+      ...(progress ? { onProgress: (p) => progress.update(p) } : {}),
     });
-    const summary = summarize(image, result, requestCounts(client.stats), Date.now() - started);
-    if (format !== "text") writeStructured(io, format, summary);
-    else {
+    const outcome = await node.pull(image, policy);
+    await node.save();
+    progress?.finish();
+    if (format !== "text") writeStructured(io, format, outcome);
+    else if (outcome.action === "failed") {
+      io.stderr.write(`error: ${outcome.code}: ${outcome.message}\n`);
+    } else {
+      const requests = Object.entries(outcome.requests)
+        .map(([m, n]) => `${m} ${n}`)
+        .join(", ");
       io.stdout.write(
-        `${result.name}: ${result.fetched.blobs === 0 ? "up to date" : "pulled"}\n  digest:   ${result.target.digest}\n  image id: ${result.id}\n  fetched:  ${formatBytes(result.fetched.bytes)} in ${plural(result.fetched.blobs, "blob")}${result.resumed.blobs > 0 ? ` (resumed ${result.resumed.blobs})` : ""}\n  reused:   ${formatBytes(result.reused.bytes)} in ${plural(result.reused.blobs, "blob")}\n`,
+        `${outcome.reference}: ${outcome.action} (policy ${outcome.policy})\n  digest:   ${outcome.digest}\n  requests: ${requests}\n  fetched:  ${formatBytes(outcome.bytesFetched)}; layers: ${outcome.layers.fetched} fetched, ${outcome.layers.reused} reused of ${outcome.layers.total}\n`,
       );
     }
-    return ExitCode.ok;
+    return outcome.action === "failed" ? ExitCode.findings : ExitCode.ok;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    await client.close();
   }
-}
-
-function summarize(
-  image: string,
-  r: PullResult,
-  requests: Record<string, number | undefined>,
-  durationMs: number,
-) {
-  const layers = r.blobs.filter((b) => b.kind === "layer");
-  return {
-    image,
-    name: r.name,
-    digest: r.target.digest,
-    manifestDigest: r.manifest.digest,
-    id: r.id,
-    platform: r.platform,
-    size: r.size,
-    fetched: r.fetched,
-    reused: r.reused,
-    resumed: r.resumed,
-    layers: {
-      total: layers.length,
-      fetched: layers.filter((b) => b.status === "fetched").length,
-      reused: layers.filter((b) => b.status !== "fetched").length,
-      /** Reused because another process fetched them while this one waited. */
-      waited: layers.filter((b) => b.status === "waited").length,
-    },
-    requests,
-    durationMs,
-  };
 }
