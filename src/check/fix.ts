@@ -72,12 +72,15 @@ export function fixText(text: string, file: string, options: CheckOptions = {}):
   const changes: FixChange[] = [];
   let skipped: FixSkip[] = [];
   const changed = new Set<string>();
+  let nodes = imageUseNodesFromText(current, file);
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const step = fixRound(current, file, options);
+    const step = fixRound(current, nodes, options);
     skipped = step.skipped;
     if (step.edits.length === 0) break;
     const next = applyEdits(current, step.edits);
-    verify(current, next, file);
+    const nextNodes = imageUseNodesFromText(next, file);
+    verify(nodes, nextNodes, file);
+    nodes = nextNodes;
     for (const c of step.changes) {
       // Report each use once, with where it was in the original text.
       const key = `${c.document}\u0000${c.change.kind}\u0000${c.path}`;
@@ -88,7 +91,7 @@ export function fixText(text: string, file: string, options: CheckOptions = {}):
     current = next;
   }
   const final = checkImageUses(
-    imageUseNodesFromText(current, file).map((n) => n.use),
+    nodes.map((n) => n.use),
     options,
   );
   return {
@@ -109,10 +112,9 @@ interface RoundChange {
 
 function fixRound(
   text: string,
-  file: string,
+  all: readonly ImageUseNodes[],
   options: CheckOptions,
 ): { edits: TextEdit[]; changes: RoundChange[]; skipped: FixSkip[] } {
-  const all = imageUseNodesFromText(text, file);
   const report = checkImageUses(
     all.map((n) => n.use),
     options,
@@ -233,9 +235,9 @@ function isMergeKey(key: unknown): boolean {
 }
 
 /** Never hand back broken YAML: the result must read, with the same images in the same places. */
-function verify(before: string, after: string, file: string): void {
-  const a = imageUseNodesFromText(before, file).map((n) => n.use);
-  const b = imageUseNodesFromText(after, file).map((n) => n.use);
+function verify(before: readonly ImageUseNodes[], after: readonly ImageUseNodes[], file: string): void {
+  const a = before.map((n) => n.use);
+  const b = after.map((n) => n.use);
   const same =
     a.length === b.length &&
     a.every((u, i) => {
