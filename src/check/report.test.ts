@@ -159,6 +159,19 @@ describe("SARIF", () => {
     ]);
   });
 
+  it("keeps at most 25,000 results, the most severe first", () => {
+    const base = report();
+    const error = base.findings[0] as Finding;
+    const findings = [
+      ...Array.from({ length: 25_000 }, () => ({ ...error, severity: "note" as const })),
+      error,
+    ];
+    const log = sarifLog({ ...base, findings }, { version: "0", severities: SEVERITIES }) as any;
+    assert.equal(log.runs[0].results.length, 25_000);
+    assert.equal(log.runs[0].results[0].level, "error");
+    assert.deepEqual(log.runs[0].properties, { omittedResults: 1 });
+  });
+
   it("stdin maps to the Helm # Source path at line 1, or to 'stdin'", () => {
     const text =
       "# Source: chart/templates/web.yaml\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: x}]}\n";

@@ -9,6 +9,9 @@ import { artifactUri, findingPath, fingerprint } from "./location.ts";
 export const SARIF_SCHEMA =
   "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
 
+/** GitHub code scanning's limit of results per run. */
+export const MAX_RESULTS = 25_000;
+
 export interface SarifOptions {
   /** kpull's version, for tool.driver.version. */
   readonly version: string;
@@ -92,10 +95,14 @@ export function sarifLog(report: CheckReport, options: SarifOptions): Record<str
         : {}),
     };
   };
-  const results = [
-    ...report.findings.map(result),
-    ...(options.includeSuppressed ? report.suppressed.map(result) : []),
-  ];
+  // GitHub refuses runs with more than 25,000 results: keep the most severe.
+  const rank = { error: 0, warning: 1, note: 2 } as const;
+  const all = [...report.findings, ...(options.includeSuppressed ? report.suppressed : [])];
+  const kept =
+    all.length <= MAX_RESULTS
+      ? all
+      : [...all].sort((a, b) => rank[a.severity] - rank[b.severity]).slice(0, MAX_RESULTS);
+  const results = kept.map(result);
   return {
     version: "2.1.0",
     $schema: SARIF_SCHEMA,
@@ -112,6 +119,7 @@ export function sarifLog(report: CheckReport, options: SarifOptions): Record<str
         automationDetails: { id: options.category ?? "kpull/check/" },
         columnKind: "utf16CodeUnits",
         results,
+        ...(kept.length < all.length ? { properties: { omittedResults: all.length - kept.length } } : {}),
       },
     ],
   };
