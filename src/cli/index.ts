@@ -14,6 +14,7 @@ import { pullCommand, pullHelp } from "./commands/pull.ts";
 import { refCommand, refHelp } from "./commands/ref.ts";
 import { resolveCommand, resolveHelp } from "./commands/resolve.ts";
 import { rmiCommand, rmiHelp } from "./commands/rmi.ts";
+import { startCommand, startHelp } from "./commands/start.ts";
 import { verifyCommand, verifyHelp } from "./commands/verify.ts";
 import { type CliIo, ExitCode, processIo } from "./io.ts";
 
@@ -62,6 +63,11 @@ const COMMANDS: Record<string, Command> = {
     summary: "Ensure an image on this node under a pull policy, as the kubelet does",
     help: pullHelp,
     run: pullCommand,
+  },
+  start: {
+    summary: "Start pods' images on this node as the kubelet would (order, policies, events, secrets)",
+    help: startHelp,
+    run: startCommand,
   },
   images: { summary: "List the images in the node's store", help: imagesHelp, run: imagesCommand },
   rmi: { summary: "Remove images from the node's store", help: rmiHelp, run: rmiCommand },

@@ -119,7 +119,7 @@ export interface ImageManagerOptions {
   readonly verifier?: PullVerifier | null;
 }
 
-function objectName(ref: ObjectReference): string {
+export function objectName(ref: ObjectReference): string {
   const base = `${ref.kind.toLowerCase()}/${ref.namespace}/${ref.name}`;
   return ref.fieldPath ? `${base}{${ref.fieldPath}}` : base;
 }

@@ -24,6 +24,8 @@ export type {
 } from "./image-service.ts";
 export type { NodeOptions, PullAction, PullOutcome } from "./node.ts";
 export { CLI_POD, Node } from "./node.ts";
+export type { ContainerStatus, PodContainer, PodContainerType, PodInput } from "./pod.ts";
+export { startPod } from "./pod.ts";
 export type { Puller, PullerConfig, PullResult } from "./puller.ts";
 export {
   MAX_IMAGE_PULL_REQUESTS,

@@ -7,9 +7,15 @@ import { dirname, join } from "node:path";
 import { defaultPullPolicy, type PullPolicy, type WaitingReason } from "../policy/index.ts";
 import { formatReference, parseNormalizedNamed } from "../reference/index.ts";
 import type { CredentialProvider, Platform, RegistryClientOptions } from "../registry/index.ts";
-import type { PullProgress, Store } from "../store/index.ts";
+import { imageName, type PullProgress, type Store } from "../store/index.ts";
 import { Backoff, type BackoffEntry } from "./backoff.ts";
-import { ImageManager, type NodeEvent, type ObjectReference, type PullVerifier } from "./image-manager.ts";
+import {
+  ImageManager,
+  type NodeEvent,
+  type ObjectReference,
+  objectName,
+  type PullVerifier,
+} from "./image-manager.ts";
 import type { ImageService, PullReport } from "./image-service.ts";
 import { makePuller, type PullerConfig } from "./puller.ts";
 import { StoreImageService } from "./store-service.ts";
@@ -99,10 +105,30 @@ export class Node {
     await saveBackoff(backoffFile(this.store), this.backoff.toJSON());
   }
 
+  /** Records an event as the kubelet would, on `ref`. */
+  event(ref: ObjectReference, type: "Normal" | "Warning", reason: string, message: string): void {
+    this.#options.onEvent?.({ type, reason, message, object: objectName(ref), time: this.#now() });
+  }
+
+  /** Marks images as used by containers: a lease (held past this process when `keep`) and lastUsed. */
+  async holdImages(purpose: string, images: readonly string[], keep: boolean): Promise<void> {
+    const names = images.flatMap((i) => {
+      try {
+        return [imageName(i)];
+      } catch {
+        return [];
+      }
+    });
+    const lease = await this.store.lease({ purpose, images: names, processBound: !keep });
+    if (!keep) await lease.release();
+  }
+
   /** Credentials for a repository, in the kubelet's order, as the image manager tries them. */
-  credentialsFor(image: string): () => Promise<ReturnType<typeof toPullCredentials>> {
+  credentialsFor(
+    image: string,
+    provider: CredentialProvider | undefined = this.#options.credentials,
+  ): () => Promise<ReturnType<typeof toPullCredentials>> {
     return async () => {
-      const provider = this.#options.credentials;
       if (provider === undefined) return [];
       let repository: string;
       try {

@@ -49,6 +49,8 @@ export const messages = {
   inspectFailed: (imageRef: string, error: string) =>
     `Failed to inspect image ${goQuote(imageRef)}: ${error}`,
   containerError: (reason: string) => `Error: ${reason}`,
+  failedToRetrieveImagePullSecret: (names: readonly string[]) =>
+    `Unable to retrieve some image pull secrets (${names.join(", ")}); attempting to pull the image may not succeed.`,
   registryUnavailable: (image: string, rest: string) =>
     `image pull failed for ${image} because the registry is unavailable${rest}`,
   signatureValidationFailed: (image: string, rest: string) =>
