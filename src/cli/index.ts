@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { UsageError } from "./args.ts";
 import { checkCommand, checkHelp } from "./commands/check.ts";
+import { copyCommand, copyHelp } from "./commands/copy.ts";
 import { explainCommand, explainHelp } from "./commands/explain.ts";
 import { fixCommand, fixHelp } from "./commands/fix.ts";
 import { gcCommand, gcHelp } from "./commands/gc.ts";
@@ -63,6 +64,11 @@ const COMMANDS: Record<string, Command> = {
     summary: "Ensure an image on this node under a pull policy, as the kubelet does",
     help: pullHelp,
     run: pullCommand,
+  },
+  copy: {
+    summary: "Copy images between a registry and an OCI layout directory, verified",
+    help: copyHelp,
+    run: copyCommand,
   },
   start: {
     summary: "Start pods' images on this node as the kubelet would (order, policies, events, secrets)",

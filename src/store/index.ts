@@ -32,6 +32,8 @@ export {
   tryAcquireLock,
   withLock,
 } from "./lock.ts";
+export type { CopyOptions, CopyReport } from "./oci-dir.ts";
+export { copyFromDirectory, copyToDirectory, OciDirectory } from "./oci-dir.ts";
 export type { BlobKind, ByteCount, PulledBlob, PullOptions, PullProgress, PullResult } from "./pull.ts";
 export type { ImageRecord, OciIndex, RecordDescriptor } from "./records.ts";
 export {
