@@ -72,7 +72,7 @@ export class OciDirectory {
 
   async has(desc: Descriptor): Promise<boolean> {
     const st = await fs.stat(this.blobPath(desc.digest)).catch(() => null);
-    return st !== null && st.isFile() && st.size === desc.size;
+    return st?.isFile() === true && st.size === desc.size;
   }
 
   /** Writes a blob from `chunks`, checking size and digest before it becomes visible. */
