@@ -11,6 +11,7 @@ import { gcCommand, gcHelp } from "./commands/gc.ts";
 import { imagesCommand, imagesHelp } from "./commands/images.ts";
 import { manifestCommand, manifestHelp } from "./commands/manifest.ts";
 import { pinCommand, pinHelp } from "./commands/pin.ts";
+import { prepullCommand, prepullHelp } from "./commands/prepull.ts";
 import { pullCommand, pullHelp } from "./commands/pull.ts";
 import { refCommand, refHelp } from "./commands/ref.ts";
 import { resolveCommand, resolveHelp } from "./commands/resolve.ts";
@@ -64,6 +65,11 @@ const COMMANDS: Record<string, Command> = {
     summary: "Ensure an image on this node under a pull policy, as the kubelet does",
     help: pullHelp,
     run: pullCommand,
+  },
+  prepull: {
+    summary: "Pre-pull and pin the images manifests use, for imagePullPolicy: Never",
+    help: prepullHelp,
+    run: prepullCommand,
   },
   copy: {
     summary: "Copy images between a registry and an OCI layout directory, verified",
