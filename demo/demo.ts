@@ -231,7 +231,7 @@ try {
   failures++;
   console.error(`demo failed: ${(error as Error).message}`);
 } finally {
-  await registry?.stop();
+  await (registry as RunningRegistry | null)?.stop();
   rmSync(work, { recursive: true, force: true });
 }
 process.exitCode = failures === 0 ? 0 : 1;
