@@ -208,18 +208,18 @@ describe("store pulls from a real registry", () => {
   });
 });
 
-describe("kpull images, rmi, verify, gc (CLI on a real store)", () => {
+describe("kpull images, rmi, verify, gc (CLI on a store the library pulled into)", () => {
   const registry = useRegistry();
 
-  it("pull, images, verify clean; a flipped byte is found; --repair removes it; the next pull refetches only it", async () => {
+  it("images, verify clean; a flipped byte is found; --repair removes it; the next pull refetches only it", async () => {
     const r = registry();
     const image = tinyImage({ layers: [{ "one.txt": "one\n" }, { "two.txt": "two\n" }] });
     await seedImage(r, "team/verify", "v1", image);
     const root = newRoot();
     const ref = `${r.host}/team/verify:v1`;
-    const pulled = await cli(["pull", "-o", "json", "--root", root, "--hosts-dir", hostsDir, ref]);
-    assert.equal(pulled.code, 0, pulled.stderr);
-    assert.equal(JSON.parse(pulled.stdout).fetched.blobs, 4);
+    // Pulls go through the library: `kpull pull` belongs to the image manager (policies), not to the store.
+    const pulled = await (await Store.open(root)).pullImage(client(), ref);
+    assert.equal(pulled.fetched.blobs, 4);
 
     const listed = await cli(["images", "-o", "json", "--root", root]);
     assert.equal(listed.code, 0, listed.stderr);
@@ -262,14 +262,13 @@ describe("kpull images, rmi, verify, gc (CLI on a real store)", () => {
     assert.equal(incomplete.complete, false);
 
     const before = (await r.accessLog()).length;
-    const again = await cli(["pull", "-o", "json", "--root", root, "--hosts-dir", hostsDir, ref]);
-    assert.equal(again.code, 0, again.stderr);
+    const again = await (await Store.open(root)).pullImage(client(), ref);
     const log = (await r.accessLog()).slice(before);
     assert.deepEqual(
       log.map((e) => `${e.method} ${e.path}`),
       ["HEAD /v2/team/verify/manifests/v1", `GET /v2/team/verify/blobs/${victim.digest}`],
     );
-    assert.deepEqual(JSON.parse(again.stdout).fetched, { blobs: 1, bytes: victim.bytes.length });
+    assert.deepEqual(again.fetched, { blobs: 1, bytes: victim.bytes.length });
     assert.equal((await cli(["verify", "--root", root])).code, 0);
   });
 
@@ -281,10 +280,8 @@ describe("kpull images, rmi, verify, gc (CLI on a real store)", () => {
     await seedImage(r, "team/keep", "v1", keep);
     await seedImage(r, "team/drop", "v1", drop);
     const root = newRoot();
-    for (const name of ["keep", "drop"]) {
-      const res = await cli(["pull", "--root", root, "--hosts-dir", hostsDir, `${r.host}/team/${name}:v1`]);
-      assert.equal(res.code, 0, res.stderr);
-    }
+    const pulling = await Store.open(root);
+    for (const name of ["keep", "drop"]) await pulling.pullImage(client(), `${r.host}/team/${name}:v1`);
     const removed = await cli(["rmi", "-o", "json", "--root", root, `${r.host}/team/drop:v1`]);
     assert.equal(removed.code, 0, removed.stderr);
     const summary = JSON.parse(removed.stdout);
@@ -304,10 +301,7 @@ describe("kpull images, rmi, verify, gc (CLI on a real store)", () => {
     const image = tinyImage({ layers: [{ "old.txt": "old\n" }] });
     await seedImage(r, "team/old", "v1", image);
     const root = newRoot();
-    assert.equal(
-      (await cli(["pull", "--root", root, "--hosts-dir", hostsDir, `${r.host}/team/old:v1`])).code,
-      0,
-    );
+    await (await Store.open(root)).pullImage(client(), `${r.host}/team/old:v1`);
     await new Promise((resolve) => setTimeout(resolve, 20));
 
     const dry = await cli([
