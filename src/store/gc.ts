@@ -16,6 +16,7 @@ import { readJsonFile, writeFileAtomic } from "./fsutil.ts";
 import {
   DEFAULT_GC_POLICY,
   type DiskUsage,
+  diskPressure,
   type GcImage,
   type GcPlan,
   type GcPolicy,
@@ -260,6 +261,8 @@ export interface GcImageReport {
 
 export interface GcReport {
   readonly dryRun: boolean;
+  /** Image GC did not run: high = 100 and maxAge = 0, as the kubelet (the sweep still runs). */
+  readonly disabled: boolean;
   readonly policy: GcPolicy;
   readonly disk: DiskUsage & { readonly usagePercent: number };
   readonly agePass: boolean;
@@ -360,13 +363,22 @@ export async function garbageCollect(store: Store, options: GcOptions = {}): Pro
       events.push({ type: "Warning", reason: "ImageGCFailed", message: plan.failure.message });
   }
   const capacity = Math.trunc(disk.capacity);
+  let usagePercent = plan.usagePercent;
+  if (plan.disabled) {
+    try {
+      usagePercent = diskPressure(disk, policy).usagePercent;
+    } catch {
+      usagePercent = 0; // capacity 0: nothing to report, and image GC is off anyway
+    }
+  }
   return {
     dryRun,
+    disabled: plan.disabled,
     policy,
     disk: {
       capacity,
       available: Math.min(Math.trunc(disk.available), capacity),
-      usagePercent: plan.usagePercent,
+      usagePercent,
     },
     agePass: plan.agePass,
     spacePass: plan.spacePass,

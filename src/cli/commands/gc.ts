@@ -107,6 +107,7 @@ export async function gcCommand(argv: readonly string[], io: CliIo): Promise<num
 function toJson(r: GcReport) {
   return {
     dryRun: r.dryRun,
+    disabled: r.disabled,
     ok: r.ok,
     error: r.error,
     policy: {
@@ -134,6 +135,7 @@ function renderGc(r: GcReport): string {
   lines.push(
     `disk usage ${r.disk.usagePercent}% (high ${r.policy.highThresholdPercent}%, low ${r.policy.lowThresholdPercent}%)${r.spacePass ? `: freeing ${formatBytes(r.amountToFree)}` : ""}`,
   );
+  if (r.disabled) lines.push("image GC is disabled (--high 100 and no --max-age); sweeping content only");
   for (const x of r.removed) {
     lines.push(`${verb} ${x.names.join(", ")} (${shortDigest(x.id)}, ${formatBytes(x.size)}, ${x.reason})`);
   }
