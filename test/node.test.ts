@@ -5,10 +5,10 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { Node, type NodeEvent } from "../src/node/index.ts";
+import { Node, type NodeEvent, startPod } from "../src/node/index.ts";
 import { RegistryClient } from "../src/registry/index.ts";
 import { Store } from "../src/store/index.ts";
-import { buildImage, pushFixture, type RunningRegistry, useRegistry } from "./harness/index.ts";
+import { buildImage, pushFixture, type RunningRegistry, startProxy, useRegistry } from "./harness/index.ts";
 
 const base = { "etc/os-release": "ID=kpull\n" };
 
@@ -123,5 +123,48 @@ describe("pull policies on kpull's store (real registry)", () => {
     t += 6_000;
     n = await open();
     assert.equal((await n.pull(missing, "IfNotPresent")).code, "ErrImagePull");
+  });
+
+  it("a pull deadline aborts a stalled pull with ErrImagePull", async () => {
+    const r = registry();
+    await push(r, "demo/slow", "v1", [base, { "slow.txt": "slow\n" }]);
+    const proxy = await startProxy(r, [
+      { method: "GET", path: /\/blobs\//, action: { kind: "stall", afterBytes: 0 } },
+    ]);
+    try {
+      const n = await Node.open({
+        store: await Store.open(mkdtempSync(join(tmpdir(), "kpull-node-"))),
+        registry: { hostsDir: mkdtempSync(join(tmpdir(), "kpull-hosts-")), insecureRegistries: [proxy.host] },
+        pullDeadlineMs: 400,
+      });
+      const started = Date.now();
+      const out = await n.pull(`${proxy.host}/demo/slow:v1`, "IfNotPresent");
+      assert.equal(out.code, "ErrImagePull");
+      assert.equal(out.message, "pull deadline of 400 ms exceeded");
+      assert.ok(Date.now() - started < 10_000, "bounded by the deadline, not the 30 s stall timeout");
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it("start says when IfNotPresent used a cached image whose tag may have moved", async () => {
+    const r = registry();
+    await push(r, "demo/note", "v1", [base]);
+    const n = await Node.open({
+      store: await Store.open(mkdtempSync(join(tmpdir(), "kpull-node-"))),
+      registry: { hostsDir: mkdtempSync(join(tmpdir(), "kpull-hosts-")) },
+    });
+    const pod = {
+      namespace: "default",
+      name: "p",
+      uid: "u",
+      containers: [
+        { name: "c", type: "container" as const, image: `${r.host}/demo/note:v1`, pullPolicy: null },
+      ],
+    };
+    const first = await startPod(n, pod);
+    assert.equal(first[0]?.message, null, "a fresh pull needs no note");
+    const second = await startPod(n, pod);
+    assert.match(second[0]?.message ?? "", /tag "v1" is not checked against the registry/);
   });
 });

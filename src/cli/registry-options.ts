@@ -7,6 +7,7 @@ import {
   RegistryClient,
   type RegistryClientOptions,
 } from "../registry/index.ts";
+import { parseDuration } from "../store/index.ts";
 import { UsageError } from "./args.ts";
 import type { CliIo } from "./io.ts";
 
@@ -19,6 +20,31 @@ export const registryOptions = {
   "insecure-registry": { type: "string", multiple: true },
   platform: { type: "string" },
 } as const;
+
+/** Flags of the commands that pull onto the node (pull, start, prepull). */
+export const nodeOptions = {
+  "pull-deadline": { type: "string" },
+} as const;
+
+export const nodeOptionsHelp = `Node flags:
+  --pull-deadline DURATION              give up a pull after this long (e.g. 90s, 5m); default none, like the kubelet
+`;
+
+/** Node settings from the node flags, ready to spread into Node.open's options. */
+export function nodeSettingsFrom(
+  command: string,
+  values: { "pull-deadline"?: string | undefined },
+): { pullDeadlineMs?: number } {
+  const value = values["pull-deadline"];
+  if (value === undefined) return {};
+  try {
+    const ms = parseDuration(value);
+    if (ms <= 0) throw new Error("must be positive");
+    return { pullDeadlineMs: ms };
+  } catch {
+    throw new UsageError(command, `invalid --pull-deadline "${value}": use a duration such as 90s or 5m`);
+  }
+}
 
 export const registryOptionsHelp = `Registry flags:
   --pull-secret FILE                    a Secret (kubernetes.io/dockerconfigjson or dockercfg) or config.json; repeatable

@@ -117,11 +117,20 @@ export interface ImageManagerOptions {
   readonly onEvent?: (event: NodeEvent) => void;
   /** KEP-2535; null when the `KubeletEnsureSecretPulledImages` gate is off. */
   readonly verifier?: PullVerifier | null;
+  /** Abort a pull that takes longer than this (ms), counted from dispatch. The kubelet has none of its own
+   * (containerd cancels stalled pulls); kpull offers one so a slow registry cannot hold a start forever. */
+  readonly pullDeadlineMs?: number;
 }
 
 export function objectName(ref: ObjectReference): string {
   const base = `${ref.kind.toLowerCase()}/${ref.namespace}/${ref.name}`;
   return ref.fieldPath ? `${base}{${ref.fieldPath}}` : base;
+}
+
+interface PullAttempt {
+  readonly imageRef: string;
+  readonly report: PullReport | undefined;
+  readonly credential: PullCredential | null;
 }
 
 export class ImageManager {
@@ -207,7 +216,24 @@ export class ImageManager {
     const tried = await lookup();
     try {
       const { value, pullMs } = await this.#o.puller.pull(async () => {
-        const pulled = await this.#pullWithCredentials(spec, tried, req.signal);
+        const deadline = this.#o.pullDeadlineMs;
+        const signal =
+          deadline === undefined
+            ? req.signal
+            : req.signal
+              ? AbortSignal.any([req.signal, AbortSignal.timeout(deadline)])
+              : AbortSignal.timeout(deadline);
+        let pulled: PullAttempt;
+        try {
+          pulled = await this.#pullWithCredentials(spec, tried, signal);
+        } catch (error) {
+          if (deadline !== undefined && signal?.aborted && !req.signal?.aborted) {
+            throw Object.assign(new Error(`pull deadline of ${deadline} ms exceeded`), {
+              report: (error as { report?: PullReport }).report,
+            });
+          }
+          throw error;
+        }
         // The kubelet's pull duration includes the best-effort size lookup.
         let size = 0;
         try {
@@ -251,7 +277,7 @@ export class ImageManager {
     spec: ImageSpec,
     credentials: readonly PullCredential[],
     signal: AbortSignal | undefined,
-  ) {
+  ): Promise<PullAttempt> {
     const attempts: (PullCredential | null)[] = credentials.length > 0 ? [...credentials] : [null];
     const errors: Error[] = [];
     for (const credential of attempts) {

@@ -27,6 +27,8 @@ export interface NodeOptions {
   /** The node's credentials (config.json, helpers, plugins) and any pull secrets, in the kubelet's order. */
   readonly credentials?: CredentialProvider;
   readonly kubelet?: PullerConfig;
+  /** Abort any one pull after this long (ms); none by default, as in the kubelet. */
+  readonly pullDeadlineMs?: number;
   readonly platform?: Platform;
   readonly verifier?: PullVerifier | null;
   /** Another image service (a CRI runtime) instead of the store's. */
@@ -93,6 +95,7 @@ export class Node {
       now: this.#now,
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
       verifier: options.verifier ?? null,
+      ...(options.pullDeadlineMs !== undefined ? { pullDeadlineMs: options.pullDeadlineMs } : {}),
     });
   }
 

@@ -4,7 +4,7 @@
 // image GC never removes what the "running" containers use.
 
 import type { PullPolicy, WaitingReason } from "../policy/index.ts";
-import { effectivePullPolicy, isPullPolicy, messages } from "../policy/index.ts";
+import { effectivePullPolicy, isPullPolicy, messages, parseImageName } from "../policy/index.ts";
 import type { CredentialProvider } from "../registry/index.ts";
 import type { ObjectReference } from "./image-manager.ts";
 import type { Node } from "./node.ts";
@@ -116,7 +116,13 @@ export async function startPod(
     });
     if (result.ok) {
       ready.push(c.image);
-      statuses.push({ ...base, state: "ready", reason: null, message: null, imageRef: result.imageRef });
+      statuses.push({
+        ...base,
+        state: "ready",
+        reason: null,
+        message: staleNote(c.image, effective, result.pulled),
+        imageRef: result.imageRef,
+      });
       continue;
     }
     node.manager.recordContainerError(ref, result.reason);
@@ -134,4 +140,17 @@ export async function startPod(
   if (ready.length > 0)
     await node.holdImages(`pod ${podName} (${pod.uid})`, ready, options.keepLease === true);
   return statuses;
+}
+
+/** The stale-tag pitfall, said where it bites: a cached image under IfNotPresent is used without asking the
+ * registry, so a tag that moved since is not noticed. */
+function staleNote(image: string, policy: string, pulled: boolean): string | null {
+  if (pulled || policy !== "IfNotPresent") return null;
+  try {
+    const { tag, digest } = parseImageName(image);
+    if (digest !== "") return null;
+    return `image already on the node; under IfNotPresent the tag ${JSON.stringify(tag)} is not checked against the registry, so if it moved this is the old image`;
+  } catch {
+    return null;
+  }
 }

@@ -5,6 +5,9 @@ import { outputFormat, outputOption, parseCommandArgs, UsageError } from "../arg
 import { type CliIo, ExitCode } from "../io.ts";
 import {
   credentialsFrom,
+  nodeOptions,
+  nodeOptionsHelp,
+  nodeSettingsFrom,
   platformFrom,
   registryClientOptionsFrom,
   registryOptions,
@@ -36,6 +39,7 @@ Flags:
   -h, --help       show this help
 
 ${storeOptionsHelp}
+${nodeOptionsHelp}
 ${registryOptionsHelp}
 Exit status: 0 every image is ready for Never, 1 some could not be pulled, 2 bad usage or unreadable input.
 `;
@@ -68,6 +72,7 @@ export async function prepullCommand(argv: readonly string[], io: CliIo): Promis
     ...outputOption,
     ...storeOptions,
     ...registryOptions,
+    ...nodeOptions,
     filename: { type: "string", short: "f", multiple: true },
     refresh: { type: "boolean" },
   });
@@ -85,6 +90,7 @@ export async function prepullCommand(argv: readonly string[], io: CliIo): Promis
   const node = await Node.open({
     store,
     registry: registryClientOptionsFrom(values),
+    ...nodeSettingsFrom("prepull", values),
     credentials: credentialsFrom("prepull", values, io),
     ...(platform ? { platform } : {}),
   });

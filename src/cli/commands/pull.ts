@@ -6,6 +6,9 @@ import { type CliIo, ExitCode } from "../io.ts";
 import { PullProgressView } from "../progress.ts";
 import {
   credentialsFrom,
+  nodeOptions,
+  nodeOptionsHelp,
+  nodeSettingsFrom,
   platformFrom,
   registryClientOptionsFrom,
   registryOptions,
@@ -34,6 +37,7 @@ Flags:
   -h, --help     show this help
 
 ${storeOptionsHelp}
+${nodeOptionsHelp}
 ${registryOptionsHelp}
 Output "action": pulled (was absent), present (used as is, no registry contact), verified (Always: the tag
 still points at the cached image, nothing fetched), updated (Always: the tag moved, only new content
@@ -49,6 +53,7 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
     ...outputOption,
     ...storeOptions,
     ...registryOptions,
+    ...nodeOptions,
     policy: { type: "string" },
   });
   if (values.help) {
@@ -78,6 +83,7 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
     const node = await Node.open({
       store: await Store.open(rootFrom(values, io)),
       registry: registryClientOptionsFrom(values),
+      ...nodeSettingsFrom("pull", values),
       credentials: credentialsFrom("pull", values, io),
       ...(platform ? { platform } : {}),
       signal: controller.signal,

@@ -6,6 +6,9 @@ import { type CliIo, ExitCode } from "../io.ts";
 import { podSecrets, readKubeletConfig, readPods } from "../pods.ts";
 import {
   credentialsFrom,
+  nodeOptions,
+  nodeOptionsHelp,
+  nodeSettingsFrom,
   platformFrom,
   registryClientOptionsFrom,
   registryOptions,
@@ -40,6 +43,7 @@ Flags:
   -h, --help             show this help
 
 ${storeOptionsHelp}
+${nodeOptionsHelp}
 ${registryOptionsHelp}
 Exit status: 0 when every container's image is ready, 1 when any is waiting, 2 bad usage or unreadable input.
 `;
@@ -49,6 +53,7 @@ export async function startCommand(argv: readonly string[], io: CliIo): Promise<
     ...outputOption,
     ...storeOptions,
     ...registryOptions,
+    ...nodeOptions,
     filename: { type: "string", short: "f", multiple: true },
     "kubelet-config": { type: "string" },
   });
@@ -83,6 +88,7 @@ export async function startCommand(argv: readonly string[], io: CliIo): Promise<
   const node = await Node.open({
     store,
     registry: registryClientOptionsFrom(values),
+    ...nodeSettingsFrom("start", values),
     credentials: nodeCredentials,
     ...(kubelet ? { kubelet } : {}),
     ...(platform ? { platform } : {}),
@@ -108,21 +114,29 @@ export async function startCommand(argv: readonly string[], io: CliIo): Promise<
   const containers = results.flat();
   const output = {
     events: events.map(({ type, reason, message, object }) => ({ type, reason, message, object })),
-    containers: containers.map(({ pod, name, image, state, reason, type }) => ({
+    containers: containers.map(({ pod, name, image, state, reason, type, message }) => ({
       pod,
       name,
       type,
       image,
       state,
       reason,
+      message,
     })),
   };
   if (format !== "text") writeStructured(io, format, output);
   else {
     io.stdout.write(
       renderTable(
-        ["POD", "CONTAINER", "IMAGE", "STATE", "REASON"],
-        containers.map((c) => [c.pod, c.name, c.image, c.state, c.reason ?? ""]),
+        ["POD", "CONTAINER", "IMAGE", "STATE", "REASON", "NOTE"],
+        containers.map((c) => [
+          c.pod,
+          c.name,
+          c.image,
+          c.state,
+          c.reason ?? "",
+          c.state === "ready" ? (c.message ?? "") : "",
+        ]),
       ),
     );
     io.stdout.write(
