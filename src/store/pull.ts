@@ -6,7 +6,7 @@
 // GC safety: the pull holds a process-bound lease and adds each digest to it *before* it checks whether the
 // blob is present, so a concurrent GC either swept the blob first (and the pull fetches it) or keeps it.
 
-import { formatReference, parseDockerRef } from "../reference/index.ts";
+import { formatReference, parseDockerRef, type Reference } from "../reference/index.ts";
 import {
   choosePlatformEntry,
   type Descriptor,
@@ -18,7 +18,6 @@ import {
   isManifestType,
   type Platform,
   parseManifestJson,
-  type RegistryClient,
   RegistryError,
   type Repository,
 } from "../registry/index.ts";
@@ -81,11 +80,17 @@ export interface PullResult {
   readonly record: ImageRecord;
 }
 
+/** Where a pull reads from: a registry (RegistryClient) or anything shaped like one, such as an OCI layout
+ * directory being imported (oci-dir.ts). Only these three calls are used. */
+export interface ImageSource {
+  repository(reference: Reference): Pick<Repository, "resolve" | "manifestByDescriptor" | "blob">;
+}
+
 const PULL_LEASE_TTL_MS = 24 * 60 * 60_000;
 
 export async function pullImage(
   store: Store,
-  client: RegistryClient,
+  client: ImageSource,
   reference: string,
   options: PullOptions = {},
 ): Promise<PullResult> {
@@ -219,7 +224,7 @@ export async function pullImage(
 /** A manifest or index: from the store when present (verified on read), else from the registry, stored. */
 async function manifestBytes(
   store: Store,
-  repo: Repository,
+  repo: Pick<Repository, "manifestByDescriptor">,
   desc: Descriptor,
   kind: BlobKind,
   options: PullOptions,
