@@ -25,12 +25,15 @@ export interface LeaseRecord {
   readonly images: readonly string[];
   /** Blob digests the lease keeps. */
   readonly content: readonly string[];
+  /** Snapshot ChainIDs the lease keeps (an unpack in flight). Absent in leases written before unpack. */
+  readonly snapshots?: readonly string[];
 }
 
 export interface LeaseOptions {
   readonly purpose: string;
   readonly images?: readonly string[];
   readonly content?: readonly string[];
+  readonly snapshots?: readonly string[];
   /** Expire after this long; default: never (until released or its owner dies). */
   readonly ttlMs?: number | undefined;
   /** Tie the lease to this process (default true). A container's lease that outlives `kpull` passes false. */
@@ -53,6 +56,7 @@ export function newLease(options: LeaseOptions, now = Date.now()): LeaseRecord {
     owner: options.processBound === false ? null : currentProcess(),
     images: [...(options.images ?? [])],
     content: [...(options.content ?? [])],
+    snapshots: [...(options.snapshots ?? [])],
   };
 }
 
