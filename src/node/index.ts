@@ -13,6 +13,7 @@ export type {
   PullVerifier,
 } from "./image-manager.ts";
 export { classifyPullError, ImageManager } from "./image-manager.ts";
+export { imageNames, repoDigestsFor, repositoryOf, resolvedDigest } from "./image-names.ts";
 export type {
   AuthConfig,
   FilesystemUsage,
@@ -35,6 +36,19 @@ export {
   SerialPuller,
 } from "./puller.ts";
 export { PULL_QPS_EXCEEDED, PullRateLimiter } from "./ratelimit.ts";
+export type { RuntimeGcOptions, RuntimeGcReport } from "./runtime-gc.ts";
+export { garbageCollectRuntime, RuntimeGcError } from "./runtime-gc.ts";
+export type { RuntimeImageRecord, RuntimeImageRecords } from "./runtime-state.ts";
+export {
+  noteRuntimeImages,
+  openRuntimeState,
+  pinRuntimeImage,
+  RUNTIME_STATE_DIR,
+  readRuntimeImages,
+  runtimeImageInUse,
+  runtimeStateRoot,
+  updateRuntimeImages,
+} from "./runtime-state.ts";
 export type { StoreImageServiceOptions } from "./store-service.ts";
 export { PullFailure, StoreImageService } from "./store-service.ts";
 // KEP-2535 credential verification (verification/index.ts).

@@ -1,10 +1,17 @@
-// A node as kpull runs it: the image manager on the store-backed image service, with back-off kept in the
-// store so it survives between invocations, and the outcome of one ensure-image in the shape `kpull pull`
-// prints.
+// A node as kpull runs it: the image manager on an image service — kpull's store (the default) or a CRI
+// runtime (`service`) — with back-off kept in the store so it survives between invocations, and the outcome
+// of one ensure-image in the shape `kpull pull` prints. Everything Node learns about images it learns from
+// the image service (ImageStatus), so the outcome reads the same on both; with a runtime, `store` is the
+// runtime's state directory (runtime-state.ts) and holds no images.
 
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { defaultPullPolicy, type PullPolicy, type WaitingReason } from "../policy/index.ts";
+import {
+  applyDefaultImageTag,
+  defaultPullPolicy,
+  type PullPolicy,
+  type WaitingReason,
+} from "../policy/index.ts";
 import { formatReference, parseNormalizedNamed } from "../reference/index.ts";
 import type { CredentialProvider, Platform, RegistryClientOptions } from "../registry/index.ts";
 import { imageName, type PullProgress, type Store } from "../store/index.ts";
@@ -16,8 +23,10 @@ import {
   objectName,
   type PullVerifier,
 } from "./image-manager.ts";
-import type { ImageService, PullReport } from "./image-service.ts";
+import { repoDigestsFor, resolvedDigest } from "./image-names.ts";
+import type { Image, ImageService, PullReport } from "./image-service.ts";
 import { makePuller, type PullerConfig } from "./puller.ts";
+import { noteRuntimeImages, pinRuntimeImage } from "./runtime-state.ts";
 import { StoreImageService } from "./store-service.ts";
 import { toPullCredentials } from "./verification/index.ts";
 
@@ -56,6 +65,9 @@ export interface PullOutcome {
   /** All blobs, not only layers (extra to the fields above). */
   readonly fetched: { readonly blobs: number; readonly bytes: number };
   readonly reused: { readonly blobs: number; readonly bytes: number };
+  /** False when a runtime pulled (PullImage): requests, bytes and layers were not seen by kpull and read
+   * `{}`/0. True on kpull's store, and whenever no pull happened (nothing was requested). */
+  readonly measured: boolean;
   readonly durationMs: number;
 }
 
@@ -72,6 +84,8 @@ export class Node {
   readonly service: ImageService;
   readonly manager: ImageManager;
   readonly backoff: Backoff;
+  /** True when the images live in another image service (a CRI runtime) than the store's. */
+  readonly onRuntime: boolean;
   readonly #options: NodeOptions;
   readonly #now: () => number;
 
@@ -88,8 +102,9 @@ export class Node {
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });
+    this.onRuntime = !(this.service instanceof StoreImageService);
     this.manager = new ImageManager({
-      service: this.service,
+      service: this.onRuntime ? unmeasured(this.service) : this.service,
       puller: makePuller(options.kubelet ?? {}, this.#now),
       backoff,
       now: this.#now,
@@ -113,7 +128,8 @@ export class Node {
     this.#options.onEvent?.({ type, reason, message, object: objectName(ref), time: this.#now() });
   }
 
-  /** Marks images as used by containers: a lease (held past this process when `keep`) and lastUsed. */
+  /** Marks images as used by containers: a lease (held past this process when `keep`) and lastUsed. On a
+   * runtime the lease names the image IDs too, and lastUsed goes to the runtime state's records. */
   async holdImages(purpose: string, images: readonly string[], keep: boolean): Promise<void> {
     const names = images.flatMap((i) => {
       try {
@@ -122,8 +138,48 @@ export class Node {
         return [];
       }
     });
-    const lease = await this.store.lease({ purpose, images: names, processBound: !keep });
+    const ids: string[] = [];
+    if (this.onRuntime) {
+      for (const image of images) {
+        const id = await this.#imageId(image);
+        if (id !== null) ids.push(id);
+      }
+    }
+    const lease = await this.store.lease({ purpose, images: [...names, ...ids], processBound: !keep });
+    if (ids.length > 0) await noteRuntimeImages(this.store, ids, { used: true, now: this.#now() });
     if (!keep) await lease.release();
+  }
+
+  /** Pins an image against image GC: on the store its records; on a runtime kpull's record of its ID (CRI
+   * has no pin call, and containerd 1.6 pins only its sandbox image). Returns the image ID, null if absent. */
+  async pin(image: string): Promise<string | null> {
+    if (!this.onRuntime) {
+      await this.store.pin(image);
+      return (await this.store.criImageStatus(image))?.id ?? null;
+    }
+    const id = await this.#imageId(image);
+    if (id !== null) await pinRuntimeImage(this.store, id);
+    return id;
+  }
+
+  /** The image ID the image service reports for `image` (tag-defaulted as the kubelet sends it), or null. */
+  async #imageId(image: string): Promise<string | null> {
+    try {
+      return (await this.service.imageStatus({ image: applyDefaultImageTag(image) })).image?.id ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** ImageStatus of `image` as the image manager asks it, with the digests of its repository; null when
+   * absent, invalid or unreadable (this only shapes the outcome; the manager reports inspect errors). */
+  async #status(image: string): Promise<{ id: string; digests: string[]; image: Image } | null> {
+    try {
+      const found = (await this.service.imageStatus({ image: applyDefaultImageTag(image) })).image;
+      return found === null ? null : { id: found.id, digests: repoDigestsFor(found, image), image: found };
+    } catch {
+      return null;
+    }
   }
 
   /** Credentials for a repository, in the kubelet's order, as the image manager tries them. */
@@ -152,13 +208,13 @@ export class Node {
   ): Promise<PullOutcome> {
     const started = this.#now();
     let reference: string | null = null;
-    let previous: string | null = null;
     try {
       reference = formatReference(parseNormalizedNamed(image));
-      previous = (await this.store.status(image))?.record.target.digest ?? null;
     } catch {
       reference = null;
     }
+    // What was there before, through the image service (ImageStatus), so both backends answer alike.
+    const previous = reference === null ? null : await this.#status(image);
     const result = await this.manager.ensureImageExists({
       pod: { ...pod, fieldPath: pod.fieldPath ?? "spec.containers{kpull}" },
       image,
@@ -168,14 +224,21 @@ export class Node {
     });
     if (!result.ok) this.manager.recordContainerError(pod, result.reason);
     const report: PullReport = result.report ?? {};
+    const now = reference === null ? null : await this.#status(image);
     const digest =
-      report.digest ??
-      (reference === null ? null : ((await this.store.status(image))?.record.target.digest ?? null));
+      report.digest ?? (now === null ? null : resolvedDigest(now.image, image, previous?.digests ?? []));
+    if (result.ok && this.onRuntime) {
+      await noteRuntimeImages(this.store, [result.imageRef], { now: this.#now() }).catch(() => undefined);
+    }
     let action: PullAction;
     if (!result.ok) action = "failed";
     else if (!result.pulled) action = "present";
     else if (previous === null) action = "pulled";
-    else action = previous === digest ? "verified" : "updated";
+    else if (previous.id !== result.imageRef) action = "updated";
+    else action = digest === null || previous.digests.includes(digest) ? "verified" : "updated";
+    // kpull's store reports the registry traffic of every pull; a runtime's PullImage reports none (its
+    // report is {}), so only outcomes without a PullImage (present, never, back-off, QPS) count as measured.
+    const measured = result.report === undefined || result.report.requests !== undefined;
     return {
       image,
       reference,
@@ -184,14 +247,36 @@ export class Node {
       action,
       code: result.ok ? null : result.reason,
       message: result.ok ? null : result.message,
-      requests: { HEAD: 0, GET: 0, ...(report.requests ?? {}) },
+      requests: measured ? { HEAD: 0, GET: 0, ...(report.requests ?? {}) } : {},
       bytesFetched: report.bytesFetched ?? 0,
       layers: report.layers ?? { total: 0, fetched: 0, reused: 0 },
       fetched: report.fetched ?? { blobs: 0, bytes: 0 },
       reused: report.reused ?? { blobs: 0, bytes: 0 },
+      measured,
       durationMs: this.#now() - started,
     };
   }
+}
+
+/** The runtime's service as the image manager sees it: every PullImage outcome carries a report, empty
+ * (nothing measured) unless the service gave one, so Node can tell "pulled, not measured" from "no pull". */
+function unmeasured(service: ImageService): ImageService {
+  return {
+    pullImage: async (spec, auth, options) => {
+      try {
+        const res = await service.pullImage(spec, auth, options);
+        return { imageRef: res.imageRef, report: res.report ?? {} };
+      } catch (error) {
+        if (error !== null && typeof error === "object" && !("report" in error))
+          Object.assign(error, { report: {} });
+        throw error;
+      }
+    },
+    imageStatus: (spec) => service.imageStatus(spec),
+    listImages: () => service.listImages(),
+    removeImage: (spec) => service.removeImage(spec),
+    imageFsInfo: () => service.imageFsInfo(),
+  };
 }
 
 function backoffFile(store: Store): string {

@@ -1,6 +1,5 @@
 import { expandInputs, imageUsesFromText, readManifestSource } from "../../manifests/index.ts";
 import { Node, type PullOutcome } from "../../node/index.ts";
-import { Store } from "../../store/index.ts";
 import { outputFormat, outputOption, parseCommandArgs, UsageError } from "../args.ts";
 import { type CliIo, ExitCode } from "../io.ts";
 import {
@@ -13,8 +12,14 @@ import {
   registryOptions,
   registryOptionsHelp,
 } from "../registry-options.ts";
+import {
+  openNodeBackend,
+  runtimeOptions,
+  runtimeOptionsHelp,
+  warnRuntimeIgnores,
+} from "../runtime-options.ts";
 import { renderTable } from "../table.ts";
-import { rootFrom, storeOptions, storeOptionsHelp, writeStructured } from "./store-options.ts";
+import { storeOptions, storeOptionsHelp, writeStructured } from "./store-options.ts";
 
 export const prepullHelp = `Pre-pull every image that manifests (or a plain list) reference and pin them against image GC, so pods
 with imagePullPolicy: Never can start on this node without a registry.
@@ -29,8 +34,11 @@ Examples:
   # Refresh images already present (Always: one HEAD each, new content only when a tag moved)
   kpull prepull --refresh -f deploy/ -o json
 
+  # Into the node's containerd; the pins are kpull's (kpull gc --runtime-endpoint keeps them)
+  kpull prepull -f deploy/ --runtime-endpoint unix:///run/containerd/containerd.sock
+
 Usage:
-  kpull prepull -f FILE|DIR|- [-f ...] [--refresh] [-o text|json|yaml] [--root DIR] [registry flags]
+  kpull prepull -f FILE|DIR|- [-f ...] [--refresh] [-o text|json|yaml] [--root DIR] [--runtime-endpoint URL] [registry flags]
 
 Flags:
   -f, --filename   manifests (every container, init, ephemeral container and image volume) or a list
@@ -39,6 +47,7 @@ Flags:
   -h, --help       show this help
 
 ${storeOptionsHelp}
+${runtimeOptionsHelp}
 ${nodeOptionsHelp}
 ${registryOptionsHelp}
 Exit status: 0 every image is ready for Never, 1 some could not be pulled, 2 bad usage or unreadable input.
@@ -73,6 +82,7 @@ export async function prepullCommand(argv: readonly string[], io: CliIo): Promis
     ...storeOptions,
     ...registryOptions,
     ...nodeOptions,
+    ...runtimeOptions,
     filename: { type: "string", short: "f", multiple: true },
     refresh: { type: "boolean" },
   });
@@ -86,25 +96,31 @@ export async function prepullCommand(argv: readonly string[], io: CliIo): Promis
   const images = await imagesFrom(files, io.stdin);
   if (images.length === 0) throw new UsageError("prepull", "no image found in the input");
   const platform = platformFrom("prepull", values.platform);
-  const store = await Store.open(rootFrom(values, io));
+  const backend = await openNodeBackend(values, io);
+  if (backend.runtime) warnRuntimeIgnores(values, io);
   const node = await Node.open({
-    store,
+    store: backend.store,
+    ...(backend.runtime ? { service: backend.runtime } : {}),
     registry: registryClientOptionsFrom(values),
     ...nodeSettingsFrom("prepull", values),
     credentials: credentialsFrom("prepull", values, io),
     ...(platform ? { platform } : {}),
   });
   const results: (PullOutcome & { pinned: boolean })[] = [];
-  for (const image of images) {
-    const outcome = await node.pull(image, values.refresh ? "Always" : "IfNotPresent");
-    let pinned = false;
-    if (outcome.action !== "failed") {
-      await store.pin(image);
-      pinned = true;
+  try {
+    for (const image of images) {
+      const outcome = await node.pull(image, values.refresh ? "Always" : "IfNotPresent");
+      let pinned = false;
+      if (outcome.action !== "failed") {
+        await node.pin(image);
+        pinned = true;
+      }
+      results.push({ ...outcome, pinned });
     }
-    results.push({ ...outcome, pinned });
+    await node.save();
+  } finally {
+    backend.close();
   }
-  await node.save();
   const ready = results.filter((r) => r.action !== "failed");
   if (format !== "text") {
     writeStructured(io, format, {

@@ -1,6 +1,5 @@
 import { Node } from "../../node/index.ts";
 import { isPullPolicy, PULL_POLICIES, type PullPolicy } from "../../policy/index.ts";
-import { Store } from "../../store/index.ts";
 import { outputFormat, outputOption, parseCommandArgs, UsageError } from "../args.ts";
 import { type CliIo, ExitCode } from "../io.ts";
 import { PullProgressView } from "../progress.ts";
@@ -14,7 +13,13 @@ import {
   registryOptions,
   registryOptionsHelp,
 } from "../registry-options.ts";
-import { formatBytes, rootFrom, storeOptions, storeOptionsHelp, writeStructured } from "./store-options.ts";
+import {
+  openNodeBackend,
+  runtimeOptions,
+  runtimeOptionsHelp,
+  warnRuntimeIgnores,
+} from "../runtime-options.ts";
+import { formatBytes, storeOptions, storeOptionsHelp, writeStructured } from "./store-options.ts";
 
 export const pullHelp = `Ensure an image on this node as the kubelet does for one container start, under a pull policy.
 
@@ -28,8 +33,11 @@ Examples:
   # Never: use only what is on the node (fails with ErrImageNeverPull when absent)
   kpull pull --policy Never registry.example.com/team/app:v1
 
+  # The same in front of the node's containerd (CRI), as the kubelet would ask it
+  kpull pull --runtime-endpoint unix:///run/containerd/containerd.sock registry.example.com/team/app:v1
+
 Usage:
-  kpull pull IMAGE [--policy Always|IfNotPresent|Never] [--platform OS/ARCH[/VARIANT]] [-o text|json|yaml] [--root DIR] [registry flags]
+  kpull pull IMAGE [--policy Always|IfNotPresent|Never] [--platform OS/ARCH[/VARIANT]] [-o text|json|yaml] [--root DIR] [--runtime-endpoint URL] [registry flags]
 
 Flags:
       --policy   Always, IfNotPresent or Never (default: what the API server would set for IMAGE)
@@ -37,13 +45,16 @@ Flags:
   -h, --help     show this help
 
 ${storeOptionsHelp}
+${runtimeOptionsHelp}
 ${nodeOptionsHelp}
 ${registryOptionsHelp}
 Output "action": pulled (was absent), present (used as is, no registry contact), verified (Always: the tag
 still points at the cached image, nothing fetched), updated (Always: the tag moved, only new content
 fetched), failed (with "code": ErrImagePull, ErrImageNeverPull, ImagePullBackOff, InvalidImageName,
 RegistryUnavailable, ...). A failed pull backs off like the kubelet (10 s doubling to 5 min), kept in the
-store between runs. Progress goes to stderr on a terminal; -o json prints only the result.
+store between runs. Progress goes to stderr on a terminal; -o json prints only the result. With
+--runtime-endpoint the runtime makes the registry requests: "measured" is false and requests, bytes and
+layers are not known to kpull.
 
 Exit status: 0 the image is ready, 1 it is not (the code says why), 2 bad usage.
 `;
@@ -54,6 +65,7 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
     ...storeOptions,
     ...registryOptions,
     ...nodeOptions,
+    ...runtimeOptions,
     policy: { type: "string" },
   });
   if (values.help) {
@@ -74,6 +86,8 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
     policy = values.policy;
   }
   const platform = platformFrom("pull", values.platform);
+  const backend = await openNodeBackend(values, io);
+  if (backend.runtime) warnRuntimeIgnores(values, io);
   const controller = new AbortController();
   const onSignal = () => controller.abort(new Error("interrupted"));
   process.once("SIGINT", onSignal);
@@ -81,7 +95,8 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
   const progress = format === "text" ? new PullProgressView(io.stderr) : null;
   try {
     const node = await Node.open({
-      store: await Store.open(rootFrom(values, io)),
+      store: backend.store,
+      ...(backend.runtime ? { service: backend.runtime } : {}),
       registry: registryClientOptionsFrom(values),
       ...nodeSettingsFrom("pull", values),
       credentials: credentialsFrom("pull", values, io),
@@ -100,11 +115,14 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
         .map(([m, n]) => `${m} ${n}`)
         .join(", ");
       io.stdout.write(
-        `${outcome.reference}: ${outcome.action} (policy ${outcome.policy})\n  digest:   ${outcome.digest}\n  requests: ${requests}\n  fetched:  ${formatBytes(outcome.bytesFetched)}; layers: ${outcome.layers.fetched} fetched, ${outcome.layers.reused} reused of ${outcome.layers.total}\n`,
+        outcome.measured
+          ? `${outcome.reference}: ${outcome.action} (policy ${outcome.policy})\n  digest:   ${outcome.digest}\n  requests: ${requests}\n  fetched:  ${formatBytes(outcome.bytesFetched)}; layers: ${outcome.layers.fetched} fetched, ${outcome.layers.reused} reused of ${outcome.layers.total}\n`
+          : `${outcome.reference}: ${outcome.action} (policy ${outcome.policy})\n  digest:   ${outcome.digest}\n  requests: made by the runtime (not seen by kpull)\n`,
       );
     }
     return outcome.action === "failed" ? ExitCode.findings : ExitCode.ok;
   } finally {
+    backend.close();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }

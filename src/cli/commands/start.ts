@@ -1,21 +1,35 @@
 import { CredentialVerifier, Node, type NodeEvent, type PullVerifier, startPod } from "../../node/index.ts";
+import type { Platform } from "../../registry/index.ts";
 import { CredentialStore } from "../../registry/index.ts";
-import { Store } from "../../store/index.ts";
-import { outputFormat, outputOption, parseCommandArgs, UsageError } from "../args.ts";
+import { type OutputFormat, outputFormat, outputOption, parseCommandArgs, UsageError } from "../args.ts";
 import { type CliIo, ExitCode } from "../io.ts";
-import { podSecrets, readKubeletConfig, readPods } from "../pods.ts";
+import {
+  type KubeletImageConfig,
+  type ManifestSet,
+  podSecrets,
+  readKubeletConfig,
+  readPods,
+} from "../pods.ts";
 import {
   credentialsFrom,
   nodeOptions,
   nodeOptionsHelp,
   nodeSettingsFrom,
   platformFrom,
+  type RegistryFlagValues,
   registryClientOptionsFrom,
   registryOptions,
   registryOptionsHelp,
 } from "../registry-options.ts";
+import {
+  type NodeBackend,
+  openNodeBackend,
+  runtimeOptions,
+  runtimeOptionsHelp,
+  warnRuntimeIgnores,
+} from "../runtime-options.ts";
 import { renderTable } from "../table.ts";
-import { rootFrom, storeOptions, storeOptionsHelp, writeStructured } from "./store-options.ts";
+import { storeOptions, storeOptionsHelp, writeStructured } from "./store-options.ts";
 
 export const startHelp = `Start pods on this node as the kubelet would, as far as images go: every image volume, init container,
 container and ephemeral container in the kubelet's order, each under its own pull policy, with the kubelet's
@@ -31,8 +45,11 @@ Examples:
   # Several pods at once, pulled in parallel as a kubelet configured so would
   kpull start -f pods/ --kubelet-config kubelet.yaml
 
+  # In front of the node's containerd: the runtime pulls, kpull decides as the kubelet does
+  kpull start -f pod.yaml --runtime-endpoint unix:///run/containerd/containerd.sock
+
 Usage:
-  kpull start -f FILE|DIR|- [-f ...] [--kubelet-config FILE] [-o text|json|yaml] [--root DIR] [registry flags]
+  kpull start -f FILE|DIR|- [-f ...] [--kubelet-config FILE] [-o text|json|yaml] [--root DIR] [--runtime-endpoint URL] [registry flags]
 
 Flags:
   -f, --filename         manifests: Pods, workloads, Secrets (repeatable; a directory is read recursively)
@@ -43,6 +60,7 @@ Flags:
   -h, --help             show this help
 
 ${storeOptionsHelp}
+${runtimeOptionsHelp}
 ${nodeOptionsHelp}
 ${registryOptionsHelp}
 Exit status: 0 when every container's image is ready, 1 when any is waiting, 2 bad usage or unreadable input.
@@ -54,6 +72,7 @@ export async function startCommand(argv: readonly string[], io: CliIo): Promise<
     ...storeOptions,
     ...registryOptions,
     ...nodeOptions,
+    ...runtimeOptions,
     filename: { type: "string", short: "f", multiple: true },
     "kubelet-config": { type: "string" },
   });
@@ -69,13 +88,38 @@ export async function startCommand(argv: readonly string[], io: CliIo): Promise<
   if (pods.length === 0)
     throw new UsageError("start", "the manifests hold no pod (Pod or a workload with a pod template)");
   const platform = platformFrom("start", values.platform);
-  const store = await Store.open(rootFrom(values, io));
+  const backend = await openNodeBackend(values, io);
+  if (backend.runtime) warnRuntimeIgnores(values, io);
+  try {
+    return await startOn(backend, values, io, { format, kubelet, pods, secrets, platform });
+  } finally {
+    backend.close();
+  }
+}
+
+interface StartInput {
+  readonly format: OutputFormat;
+  readonly kubelet: KubeletImageConfig | null;
+  readonly pods: ManifestSet["pods"];
+  readonly secrets: ManifestSet["secrets"];
+  readonly platform: Platform | undefined;
+}
+
+async function startOn(
+  backend: NodeBackend,
+  values: RegistryFlagValues & { "pull-deadline"?: string | undefined },
+  io: CliIo,
+  { format, kubelet, pods, secrets, platform }: StartInput,
+): Promise<number> {
+  const store = backend.store;
   const events: NodeEvent[] = [];
   const nodeCredentials = credentialsFrom("start", values, io);
   let verifier: PullVerifier | null = null;
   if (kubelet?.ensureSecretPulledImages) {
     verifier = await CredentialVerifier.open({
       root: store.root,
+      // On a runtime, intents a crash left behind are matched against its images (kubelet.md §3.7).
+      ...(backend.runtime ? { images: backend.runtime } : {}),
       ...(kubelet.imagePullCredentialsVerificationPolicy
         ? { policy: kubelet.imagePullCredentialsVerificationPolicy }
         : {}),
@@ -87,6 +131,7 @@ export async function startCommand(argv: readonly string[], io: CliIo): Promise<
   }
   const node = await Node.open({
     store,
+    ...(backend.runtime ? { service: backend.runtime } : {}),
     registry: registryClientOptionsFrom(values),
     ...nodeSettingsFrom("start", values),
     credentials: nodeCredentials,
