@@ -1,0 +1,156 @@
+// Snapshots keyed by ChainID: `<snapshotsDir>/<chainId>` holds the applied result of a chain of layers.
+//
+// Sharing between snapshots: each snapshot is a full, independent tree, made by copying its parent with
+// `cp -a --reflink=auto` and applying one layer on the copy. On copy-on-write filesystems (btrfs, XFS with
+// reflink, bcachefs) the copy shares data extents with the parent, so a snapshot costs its metadata plus what
+// its layer changed; on ext4 it is a full copy. Hardlinking files across snapshots would be cheaper
+// everywhere but is unsafe: anything that modifies a file in place (an applier that chmods a hardlinked
+// inode, a container or tool writing into a snapshot) would silently change the parent and every sibling
+// too, and st_nlink would lie. Overlay-style layering (containerd's default) needs mounts, which an
+// unprivileged, portable store cannot assume. `cp -a` rather than fs.cp: it keeps ownership, hardlinks
+// inside the tree, device nodes, FIFOs, directory times and extended attributes, which fs.cp does not.
+
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, open, readdir, rename, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { errno, fromUtf8, removeTree } from "./bfs.ts";
+import { parseDigest } from "./chain.ts";
+import { UnpackError } from "./errors.ts";
+
+export interface SnapshotOptions {
+  /**
+   * Flush the snapshot's filesystem (syncfs) before it is renamed into place, so a power loss cannot leave a
+   * visible snapshot with missing data. Default true.
+   */
+  durable?: boolean;
+  signal?: AbortSignal;
+}
+
+const TEMP_PREFIX = ".tmp-";
+
+/** Where the snapshot of `chainId` lives (whether or not it exists). */
+export function snapshotPath(snapshotsDir: string, chainId: string): string {
+  parseDigest(chainId);
+  return join(snapshotsDir, chainId);
+}
+
+/**
+ * Builds the snapshot for a chain: copies the parent snapshot into a temporary directory beside the
+ * snapshots, lets `apply` apply the layer there, and renames the result to `<snapshotsDir>/<chainId>`.
+ * A snapshot that already exists is reused (`created: false`), also when a concurrent builder renames its
+ * own first. On any failure the temporary directory is removed: no partial snapshot is ever visible.
+ */
+export async function prepareSnapshot<T>(
+  snapshotsDir: string,
+  parentChainId: string | null,
+  chainId: string,
+  apply: (dir: string) => Promise<T>,
+  options: SnapshotOptions = {},
+): Promise<{ path: string; created: boolean }> {
+  const final = snapshotPath(snapshotsDir, chainId);
+  const parent = parentChainId === null ? null : snapshotPath(snapshotsDir, parentChainId);
+  if (await isDir(final)) return { path: final, created: false };
+  if (parent !== null && !(await isDir(parent))) {
+    throw new UnpackError("missing-parent", `parent snapshot ${parentChainId} of ${chainId} does not exist`);
+  }
+  await mkdir(snapshotsDir, { recursive: true });
+  const tmp = await mkdtemp(join(snapshotsDir, `${TEMP_PREFIX}${process.pid}-`));
+  const dir = join(tmp, "rootfs");
+  try {
+    if (parent === null) await mkdir(dir, { mode: 0o755 });
+    else
+      await run(["cp", "-a", "--reflink=auto", "--no-target-directory", "--", parent, dir], options.signal);
+    await apply(dir);
+    options.signal?.throwIfAborted();
+    if (options.durable ?? true) await run(["sync", "--file-system", "--", dir], options.signal);
+    try {
+      await rename(dir, final);
+    } catch (e) {
+      const code = errno(e);
+      if ((code === "ENOTEMPTY" || code === "EEXIST") && (await isDir(final))) {
+        return { path: final, created: false }; // a concurrent builder won; ours is identical and discarded
+      }
+      throw e;
+    }
+    await syncDir(snapshotsDir);
+    return { path: final, created: true };
+  } finally {
+    await removeTree(fromUtf8(tmp));
+  }
+}
+
+/**
+ * Removes a snapshot (or any tree) without following symlinks, also one an unprivileged process left with
+ * read-only directories.
+ */
+export async function removeSnapshot(path: string): Promise<void> {
+  await removeTree(fromUtf8(path));
+}
+
+/**
+ * Removes temporary directories left by builders that died (SIGKILL, power loss): those whose process id is
+ * no longer alive. Returns their names. Call it while holding the store's lock, or at least not racing a
+ * builder in another PID namespace.
+ */
+export async function removeStaleSnapshotTemps(snapshotsDir: string): Promise<string[]> {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(snapshotsDir);
+  } catch (e) {
+    if (errno(e) === "ENOENT") return removed;
+    throw e;
+  }
+  for (const name of names) {
+    const m = /^\.tmp-([0-9]+)-/.exec(name);
+    if (!m || isAlive(Number(m[1]))) continue;
+    await removeTree(fromUtf8(join(snapshotsDir, name)));
+    removed.push(name);
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errno(e) === "EPERM"; // alive, owned by someone else
+  }
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch (e) {
+    if (errno(e) === "ENOENT") return false;
+    throw e;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function run(argv: string[], signal: AbortSignal | undefined): Promise<void> {
+  const [cmd, ...args] = argv as [string, ...string[]];
+  return new Promise((done, fail) => {
+    execFile(cmd, args, { signal, maxBuffer: 1 << 20 }, (err, _stdout, stderr) => {
+      if (err === null) return done();
+      if (err.name === "AbortError")
+        return fail(new UnpackError("aborted", "snapshot aborted", { cause: err }));
+      const code = errno(err);
+      const detail = String(stderr).trim() || err.message;
+      fail(
+        /No space left|Disk quota/.test(detail)
+          ? new UnpackError("no-space", `${cmd} failed: ${detail}`, { cause: err })
+          : new UnpackError("io", `${cmd} failed${code ? ` (${code})` : ""}: ${detail}`, { cause: err }),
+      );
+    });
+  });
+}
