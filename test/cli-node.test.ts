@@ -1,36 +1,13 @@
 // Acceptance: `kpull pull` and `kpull start` run as a user would, against real registries.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { seedImage, tinyImage, useRegistry } from "./harness/index.ts";
+import { runKpull, seedImage, tinyImage, useRegistry } from "./harness/index.ts";
 
-const BIN = resolve(import.meta.dirname, "..", "bin", "kpull.js");
-
-function kpull(
-  args: string[],
-  stdin?: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, DOCKER_CONFIG: mkdtempSync(join(tmpdir(), "kpull-empty-docker-")) },
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (c: Buffer) => {
-      out += c;
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      err += c;
-    });
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout: out, stderr: err }));
-    child.stdin.end(stdin ?? "");
-  });
-}
+const kpull = (args: string[], stdin?: string) => runKpull(args, stdin === undefined ? {} : { stdin });
 
 const hostsDir = mkdtempSync(join(tmpdir(), "kpull-hosts-"));
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));

@@ -1,30 +1,13 @@
 // Acceptance tests of the registry commands: the CLI against a real registry, as a user runs it.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { seedImage, tinyImage, useRegistry } from "./harness/index.ts";
+import { runKpull, seedImage, tinyImage, useRegistry } from "./harness/index.ts";
 
-const BIN = resolve(import.meta.dirname, "..", "bin", "kpull.js");
-
-function kpull(args: string[]): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, DOCKER_CONFIG: mkdtempSync(join(tmpdir(), "kpull-empty-docker-")) },
-    });
-    const out: Buffer[] = [];
-    let err = "";
-    child.stdout.on("data", (c: Buffer) => out.push(c));
-    child.stderr.on("data", (c: Buffer) => {
-      err += c.toString();
-    });
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout: Buffer.concat(out), stderr: err }));
-  });
-}
+const kpull = (args: string[]) => runKpull(args);
 
 describe("kpull resolve and manifest (acceptance, real registry)", () => {
   const registry = useRegistry();
@@ -36,7 +19,7 @@ describe("kpull resolve and manifest (acceptance, real registry)", () => {
     await seedImage(r, "team/app", "v1", image);
     const res = await kpull(["resolve", "-o", "json", "--hosts-dir", hostsDir, `${r.host}/team/app:v1`]);
     assert.equal(res.code, 0, res.stderr);
-    assert.deepEqual(JSON.parse(res.stdout.toString()), {
+    assert.deepEqual(JSON.parse(res.stdout), {
       image: `${r.host}/team/app:v1`,
       reference: `${r.host}/team/app:v1`,
       digest: image.manifest.digest,
@@ -58,7 +41,7 @@ describe("kpull resolve and manifest (acceptance, real registry)", () => {
     await seedImage(r, "team/docker", "v2", image);
     const res = await kpull(["manifest", "--hosts-dir", hostsDir, `${r.host}/team/docker:v2`]);
     assert.equal(res.code, 0, res.stderr);
-    assert.deepEqual(res.stdout, Buffer.from(image.manifest.bytes));
+    assert.deepEqual(res.stdoutBytes, Buffer.from(image.manifest.bytes));
   });
 
   it("a missing image exits 1 with the registry's code on one line", async () => {

@@ -1,10 +1,10 @@
 // kpull copy between the real registry and OCI layout directories, cross-checked with skopeo.
 
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { RegistryClient } from "../src/registry/index.ts";
@@ -12,31 +12,15 @@ import {
   type FixtureIndex,
   pushFixture,
   requireTool,
+  runKpull,
   standardFixtures,
   useRegistry,
 } from "./harness/index.ts";
 
-const run = promisify(execFile);
-const BIN = resolve(import.meta.dirname, "..", "bin", "kpull.js");
-const hostsDir = mkdtempSync(join(tmpdir(), "kpull-hosts-"));
+const kpull = (args: string[]) => runKpull([...args, "--hosts-dir", hostsDir]);
 
-function kpull(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args, "--hosts-dir", hostsDir], {
-      env: { ...process.env, DOCKER_CONFIG: mkdtempSync(join(tmpdir(), "kpull-empty-docker-")) },
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (c: Buffer) => {
-      out += c;
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      err += c;
-    });
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout: out, stderr: err }));
-  });
-}
+const run = promisify(execFile);
+const hostsDir = mkdtempSync(join(tmpdir(), "kpull-hosts-"));
 
 describe("kpull copy (acceptance, real registry)", () => {
   const registry = useRegistry();
