@@ -16,6 +16,8 @@ import { pullCommand, pullHelp } from "./commands/pull.ts";
 import { refCommand, refHelp } from "./commands/ref.ts";
 import { resolveCommand, resolveHelp } from "./commands/resolve.ts";
 import { rmiCommand, rmiHelp } from "./commands/rmi.ts";
+import { serveCommand, serveHelp } from "./commands/serve.ts";
+import { runtimeCommand, runtimeHelp } from "./commands/runtime.ts";
 import { startCommand, startHelp } from "./commands/start.ts";
 import { verifyCommand, verifyHelp } from "./commands/verify.ts";
 import { type CliIo, ExitCode, processIo } from "./io.ts";
@@ -61,6 +63,11 @@ const COMMANDS: Record<string, Command> = {
     help: pinHelp,
     run: pinCommand,
   },
+  serve: {
+    summary: "Serve the admission webhook that enforces the same policy in the cluster",
+    help: serveHelp,
+    run: serveCommand,
+  },
   pull: {
     summary: "Ensure an image on this node under a pull policy, as the kubelet does",
     help: pullHelp,
@@ -85,6 +92,11 @@ const COMMANDS: Record<string, Command> = {
   rmi: { summary: "Remove images from the node's store", help: rmiHelp, run: rmiCommand },
   verify: { summary: "Re-hash the node's store and report damage", help: verifyHelp, run: verifyCommand },
   gc: { summary: "Garbage-collect the node's store as the kubelet does", help: gcHelp, run: gcCommand },
+  runtime: {
+    summary: "Ask a CRI runtime (containerd) for its name, version and image filesystem usage",
+    help: runtimeHelp,
+    run: runtimeCommand,
+  },
 };
 
 /** Errors about what the user gave us (exit 2), as opposed to what a registry answered (exit 1). */

@@ -1,7 +1,14 @@
+import { garbageCollectRuntime, type RuntimeGcReport } from "../../node/index.ts";
 import { formatGoDuration } from "../../policy/index.ts";
 import { type GcReport, parseDuration, Store } from "../../store/index.ts";
 import { outputFormat, outputOption, parseCommandArgs, UsageError } from "../args.ts";
 import { type CliIo, ExitCode } from "../io.ts";
+import {
+  openNodeBackend,
+  runtimeEndpointFrom,
+  runtimeOptions,
+  runtimeOptionsHelp,
+} from "../runtime-options.ts";
 import {
   formatBytes,
   plural,
@@ -24,8 +31,11 @@ Examples:
   # Also remove images unused for a week, whatever the disk usage
   kpull gc --max-age 168h
 
+  # The node's containerd: ListImages, ImageFsInfo, RemoveImage, with the same rules
+  kpull gc --dry-run --runtime-endpoint unix:///run/containerd/containerd.sock
+
 Usage:
-  kpull gc [--dry-run] [--high N] [--low N] [--min-age D] [--max-age D] [-o text|json|yaml] [--root DIR]
+  kpull gc [--dry-run] [--high N] [--low N] [--min-age D] [--max-age D] [-o text|json|yaml] [--root DIR] [--runtime-endpoint URL]
 
 Flags:
       --dry-run      report what would be removed; change nothing
@@ -37,11 +47,16 @@ Flags:
   -h, --help         show this help
 
 ${storeOptionsHelp}
+${runtimeOptionsHelp}
 Durations are Go's (90s, 2m, 1h30m). Usage is the kubelet's integer arithmetic on the filesystem holding the
 root: 100 - floor(available * 100 / capacity). Images a running container's lease uses and pinned images
 are never removed; never-used images go first, then the least recently used. The age pass starts once the
 store is older than --max-age. Afterwards every blob no image, index.json entry or active lease references
 is deleted, and partial downloads untouched for a day.
+On a runtime: usage of the image filesystem ImageFsInfo names (statfs of its mountpoint), images from
+ListImages, RemoveImage by image ID; in use are images that pods kpull started hold, pinned those that
+kpull prepull pinned (or the runtime reports pinned); the runtime deletes content itself, so "content" and
+"bytesFreed" are null.
 
 Exit status: 0 done, 1 not enough could be freed (FreeDiskSpaceFailed) or the capacity is 0, 2 bad usage.
 `;
@@ -68,6 +83,7 @@ export async function gcCommand(argv: readonly string[], io: CliIo): Promise<num
   const { values, positionals } = parseCommandArgs("gc", argv, {
     ...outputOption,
     ...storeOptions,
+    ...runtimeOptions,
     "dry-run": { type: "boolean" },
     high: { type: "string" },
     low: { type: "string" },
@@ -95,8 +111,22 @@ export async function gcCommand(argv: readonly string[], io: CliIo): Promise<num
       `LowThresholdPercent ${policy.lowThresholdPercent} can not be higher than HighThresholdPercent ${policy.highThresholdPercent}`,
     );
   }
-  const store = await Store.open(rootFrom(values, io), { create: false });
-  const report = await store.garbageCollect({ policy, dryRun: values["dry-run"] === true });
+  let report: GcReport | RuntimeGcReport;
+  if (runtimeEndpointFrom(values, io) !== null) {
+    const backend = await openNodeBackend(values, io);
+    try {
+      const runtime = backend.runtime as NonNullable<typeof backend.runtime>;
+      report = await garbageCollectRuntime(runtime, backend.store, {
+        policy,
+        dryRun: values["dry-run"] === true,
+      });
+    } finally {
+      backend.close();
+    }
+  } else {
+    const store = await Store.open(rootFrom(values, io), { create: false });
+    report = await store.garbageCollect({ policy, dryRun: values["dry-run"] === true });
+  }
   if (format !== "text") writeStructured(io, format, toJson(report));
   else io.stdout.write(renderGc(report));
   for (const e of report.events) io.stderr.write(`${e.type} ${e.reason}: ${e.message}\n`);
@@ -104,7 +134,7 @@ export async function gcCommand(argv: readonly string[], io: CliIo): Promise<num
 }
 
 /** The report with durations as Go prints them and the totals first. */
-function toJson(r: GcReport) {
+function toJson(r: GcReport | RuntimeGcReport) {
   return {
     dryRun: r.dryRun,
     disabled: r.disabled,
@@ -123,13 +153,13 @@ function toJson(r: GcReport) {
     removed: r.removed,
     skipped: r.skipped,
     freedBySpacePass: r.freedBySpacePass,
-    bytesFreed: r.content.bytesFreed,
+    bytesFreed: r.content?.bytesFreed ?? null,
     content: r.content,
     events: r.events,
   };
 }
 
-function renderGc(r: GcReport): string {
+function renderGc(r: GcReport | RuntimeGcReport): string {
   const lines: string[] = [];
   const verb = r.dryRun ? "would remove" : "removed";
   lines.push(
@@ -140,8 +170,12 @@ function renderGc(r: GcReport): string {
     lines.push(`${verb} ${x.names.join(", ")} (${shortDigest(x.id)}, ${formatBytes(x.size)}, ${x.reason})`);
   }
   for (const x of r.skipped) lines.push(`kept    ${x.names.join(", ")} (${x.reason})`);
-  lines.push(
-    `${r.dryRun ? "would free" : "freed"} ${formatBytes(r.content.bytesFreed)} in ${plural(r.content.blobsRemoved.length, "blob")}${r.content.ingestsRemoved.length > 0 ? `, ${r.content.ingestsRemoved.length} stale partial downloads` : ""}`,
-  );
+  if (r.content === null) {
+    if (r.removed.length > 0) lines.push("the runtime deletes the content of removed images itself");
+  } else {
+    lines.push(
+      `${r.dryRun ? "would free" : "freed"} ${formatBytes(r.content.bytesFreed)} in ${plural(r.content.blobsRemoved.length, "blob")}${r.content.ingestsRemoved.length > 0 ? `, ${r.content.ingestsRemoved.length} stale partial downloads` : ""}`,
+    );
+  }
   return `${lines.join("\n")}\n`;
 }

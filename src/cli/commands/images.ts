@@ -2,7 +2,9 @@ import { formatPlatform } from "../../registry/index.ts";
 import type { ImageRecord } from "../../store/index.ts";
 import { outputFormat, outputOption, parseCommandArgs } from "../args.ts";
 import { type CliIo, ExitCode } from "../io.ts";
+import { openBackend, runtimeEndpointFrom, runtimeOptions, runtimeOptionsHelp } from "../runtime-options.ts";
 import { renderTable } from "../table.ts";
+import { runtimeImageEntries } from "./runtime-images.ts";
 import {
   formatAge,
   formatBytes,
@@ -25,17 +27,23 @@ Examples:
   # Only some images (names are normalized: nginx means docker.io/library/nginx:latest)
   kpull images nginx:1.27 registry.example.com/team/app:v1
 
+  # The images of the node's containerd (namespace k8s.io, as the kubelet sees them)
+  kpull images --runtime-endpoint unix:///run/containerd/containerd.sock
+
 Usage:
-  kpull images [IMAGE...] [-o text|json|yaml] [--root DIR]
+  kpull images [IMAGE...] [-o text|json|yaml] [--root DIR] [--runtime-endpoint URL]
 
 Flags:
   -o, --output   text (a table, the default), json or yaml
   -h, --help     show this help
 
 ${storeOptionsHelp}
+${runtimeOptionsHelp}
 Columns: DIGEST is what the name resolved to at the registry (an index or a manifest); IMAGE ID the config
 digest (what CRI reports); LAST USED when a container last used it ("never" images are GC'd first).
 STATUS is "incomplete" when content is missing (after "kpull verify --repair"); the next pull refetches it.
+On a runtime, one line per name (CRI's repo_tags, and repo_digests of repositories without a tag); PULLED
+is when kpull first saw the image, and CRI does not say which media type or manifest a name points at.
 
 Exit status: 0 listed, 1 an IMAGE given is not in the store, 2 bad usage.
 `;
@@ -44,13 +52,16 @@ export interface ImageListEntry {
   name: string;
   repository: string;
   tag: string | null;
-  digest: string;
-  mediaType: string;
-  manifestDigest: string;
+  /** null only for a runtime image known by its ID alone. */
+  digest: string | null;
+  /** null on a runtime: CRI does not report them. */
+  mediaType: string | null;
+  manifestDigest: string | null;
   id: string;
   platform: string | null;
   size: number;
-  pulledAt: string;
+  /** On a runtime: when kpull first saw the image; null if it never did before. */
+  pulledAt: string | null;
   lastUsed: string | null;
   pinned: boolean;
   inUse: boolean;
@@ -58,12 +69,29 @@ export interface ImageListEntry {
 }
 
 export async function imagesCommand(argv: readonly string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseCommandArgs("images", argv, { ...outputOption, ...storeOptions });
+  const { values, positionals } = parseCommandArgs("images", argv, {
+    ...outputOption,
+    ...storeOptions,
+    ...runtimeOptions,
+  });
   if (values.help) {
     io.stdout.write(imagesHelp);
     return ExitCode.ok;
   }
   const format = outputFormat("images", values.output);
+  if (runtimeEndpointFrom(values, io) !== null) {
+    const backend = await openBackend(values, io, { create: false });
+    try {
+      const runtime = backend.runtime as NonNullable<typeof backend.runtime>;
+      const { entries, notFound } = await runtimeImageEntries(runtime, backend.store, positionals);
+      for (const q of notFound) io.stderr.write(`error: image "${q}" not found\n`);
+      if (format !== "text") writeStructured(io, format, { images: entries });
+      else io.stdout.write(renderImages(entries));
+      return notFound.length > 0 ? ExitCode.findings : ExitCode.ok;
+    } finally {
+      backend.close();
+    }
+  }
   let records: ImageRecord[] = [];
   let store: Awaited<ReturnType<typeof openExisting>> | null = null;
   try {
@@ -100,27 +128,30 @@ export async function imagesCommand(argv: readonly string[], io: CliIo): Promise
     writeStructured(io, format, { images: entries });
     return exit;
   }
+  io.stdout.write(renderImages(entries));
+  return exit;
+}
+
+/** The text table of `kpull images`. */
+export function renderImages(entries: readonly ImageListEntry[]): string {
   const now = Date.now();
   const rows = entries.map((e) => [
     e.repository,
     e.tag ?? "<none>",
-    shortDigest(e.digest),
+    e.digest === null ? "-" : shortDigest(e.digest),
     shortDigest(e.id),
     e.platform ?? "-",
     formatBytes(e.size),
-    `${formatAge(Date.parse(e.pulledAt), now)} ago`,
+    e.pulledAt === null ? "-" : `${formatAge(Date.parse(e.pulledAt), now)} ago`,
     e.lastUsed === null ? "never" : `${formatAge(Date.parse(e.lastUsed), now)} ago`,
     [e.complete ? "" : "incomplete", e.pinned ? "pinned" : "", e.inUse ? "in use" : ""]
       .filter(Boolean)
       .join(",") || "ok",
   ]);
-  io.stdout.write(
-    renderTable(
-      ["IMAGE", "TAG", "DIGEST", "IMAGE ID", "PLATFORM", "SIZE", "PULLED", "LAST USED", "STATUS"],
-      rows,
-    ),
+  return renderTable(
+    ["IMAGE", "TAG", "DIGEST", "IMAGE ID", "PLATFORM", "SIZE", "PULLED", "LAST USED", "STATUS"],
+    rows,
   );
-  return exit;
 }
 
 function entryOf(r: ImageRecord, complete: boolean, inUse: boolean): ImageListEntry {

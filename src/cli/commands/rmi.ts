@@ -1,5 +1,7 @@
 import { outputFormat, outputOption, parseCommandArgs, UsageError } from "../args.ts";
 import { type CliIo, ExitCode } from "../io.ts";
+import { openBackend, runtimeEndpointFrom, runtimeOptions, runtimeOptionsHelp } from "../runtime-options.ts";
+import { runtimeRemove } from "./runtime-images.ts";
 import {
   formatBytes,
   openExisting,
@@ -21,8 +23,11 @@ Examples:
   # Even if a running container's lease uses it
   kpull rmi --force nginx:1.27
 
+  # From the node's containerd (RemoveImage by image ID, as the kubelet's GC does)
+  kpull rmi --runtime-endpoint unix:///run/containerd/containerd.sock nginx:1.27
+
 Usage:
-  kpull rmi IMAGE... [--force] [-o text|json|yaml] [--root DIR]
+  kpull rmi IMAGE... [--force] [-o text|json|yaml] [--root DIR] [--runtime-endpoint URL]
 
 Flags:
       --force    remove images that an active lease (a running container) uses
@@ -30,7 +35,9 @@ Flags:
   -h, --help     show this help
 
 ${storeOptionsHelp}
+${runtimeOptionsHelp}
 Layers shared with images that stay are kept. A pull in flight is never disturbed: its content is leased.
+On a runtime the runtime deletes the content itself: "blobsRemoved" and "bytesFreed" are null.
 
 Exit status: 0 all removed, 1 an IMAGE was not found or is in use, 2 bad usage.
 `;
@@ -39,6 +46,7 @@ export async function rmiCommand(argv: readonly string[], io: CliIo): Promise<nu
   const { values, positionals } = parseCommandArgs("rmi", argv, {
     ...outputOption,
     ...storeOptions,
+    ...runtimeOptions,
     force: { type: "boolean" },
   });
   if (values.help) {
@@ -47,6 +55,16 @@ export async function rmiCommand(argv: readonly string[], io: CliIo): Promise<nu
   }
   const format = outputFormat("rmi", values.output);
   if (positionals.length === 0) throw new UsageError("rmi", "at least one IMAGE is required");
+  if (runtimeEndpointFrom(values, io) !== null) {
+    const backend = await openBackend(values, io, { create: false });
+    try {
+      const runtime = backend.runtime as NonNullable<typeof backend.runtime>;
+      const summary = await runtimeRemove(runtime, backend.store, positionals, values.force === true);
+      return report(io, format, summary);
+    } finally {
+      backend.close();
+    }
+  }
   let store: Awaited<ReturnType<typeof openExisting>>;
   try {
     store = await openExisting(values, io);
@@ -63,18 +81,34 @@ export async function rmiCommand(argv: readonly string[], io: CliIo): Promise<nu
     blobsRemoved: result.sweep?.blobsRemoved.length ?? 0,
     bytesFreed: result.sweep?.bytesFreed ?? 0,
   };
+  return report(io, format, summary);
+}
+
+function report(
+  io: CliIo,
+  format: ReturnType<typeof outputFormat>,
+  summary: {
+    removed: readonly { name: string; id: string }[];
+    notFound: readonly string[];
+    inUse: readonly string[];
+    blobsRemoved: number | null;
+    bytesFreed: number | null;
+  },
+): number {
   if (format !== "text") writeStructured(io, format, summary);
   else {
     for (const r of summary.removed) io.stdout.write(`Deleted: ${r.name}\n`);
-    if (summary.removed.length > 0) {
-      io.stdout.write(`Freed ${formatBytes(summary.bytesFreed)} (${plural(summary.blobsRemoved, "blob")})\n`);
+    if (summary.removed.length > 0 && summary.bytesFreed !== null) {
+      io.stdout.write(
+        `Freed ${formatBytes(summary.bytesFreed)} (${plural(summary.blobsRemoved ?? 0, "blob")})\n`,
+      );
     }
   }
-  for (const q of result.notFound) io.stderr.write(`error: image "${q}" not found\n`);
-  for (const q of result.inUse) {
+  for (const q of summary.notFound) io.stderr.write(`error: image "${q}" not found\n`);
+  for (const q of summary.inUse) {
     io.stderr.write(
       `error: image "${q}" is in use by a running container (use --force to remove it anyway)\n`,
     );
   }
-  return result.notFound.length + result.inUse.length > 0 ? ExitCode.findings : ExitCode.ok;
+  return summary.notFound.length + summary.inUse.length > 0 ? ExitCode.findings : ExitCode.ok;
 }
