@@ -3,6 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import { UsageError } from "./args.ts";
+import { exportCommand, exportHelp, importCommand, importHelp } from "./commands/archive.ts";
 import { checkCommand, checkHelp } from "./commands/check.ts";
 import { copyCommand, copyHelp } from "./commands/copy.ts";
 import { explainCommand, explainHelp } from "./commands/explain.ts";
@@ -16,8 +17,8 @@ import { pullCommand, pullHelp } from "./commands/pull.ts";
 import { refCommand, refHelp } from "./commands/ref.ts";
 import { resolveCommand, resolveHelp } from "./commands/resolve.ts";
 import { rmiCommand, rmiHelp } from "./commands/rmi.ts";
-import { serveCommand, serveHelp } from "./commands/serve.ts";
 import { runtimeCommand, runtimeHelp } from "./commands/runtime.ts";
+import { serveCommand, serveHelp } from "./commands/serve.ts";
 import { startCommand, startHelp } from "./commands/start.ts";
 import { verifyCommand, verifyHelp } from "./commands/verify.ts";
 import { type CliIo, ExitCode, processIo } from "./io.ts";
@@ -77,6 +78,16 @@ const COMMANDS: Record<string, Command> = {
     summary: "Pre-pull and pin the images manifests use, for imagePullPolicy: Never",
     help: prepullHelp,
     run: prepullCommand,
+  },
+  export: {
+    summary: "Write images from the node's store into an OCI archive",
+    help: exportHelp,
+    run: exportCommand,
+  },
+  import: {
+    summary: "Import an OCI archive's images into the node's store, verified",
+    help: importHelp,
+    run: importCommand,
   },
   copy: {
     summary: "Copy images between a registry and an OCI layout directory, verified",
