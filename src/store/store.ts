@@ -10,7 +10,7 @@ import {
   type Reference,
   repositoryName,
 } from "../reference/index.ts";
-import type { Platform, RegistryClient } from "../registry/index.ts";
+import type { Platform } from "../registry/index.ts";
 import { ContentStore } from "./content.ts";
 import { crashPoint } from "./crash.ts";
 import { StoreError } from "./errors.ts";
@@ -36,7 +36,7 @@ import {
   writeLease,
 } from "./leases.ts";
 import { acquireLock, type LockOptions } from "./lock.ts";
-import { type PullOptions, type PullResult, pullImage } from "./pull.ts";
+import { type ImageSource, type PullOptions, type PullResult, pullImage } from "./pull.ts";
 import {
   type ImageRecord,
   imageId,
@@ -331,7 +331,7 @@ export class Store {
   // ---- operations ----------------------------------------------------------------------------------------
 
   /** Pulls an image into the store: see pull.ts. */
-  pullImage(client: RegistryClient, reference: string, options: PullOptions = {}): Promise<PullResult> {
+  pullImage(client: ImageSource, reference: string, options: PullOptions = {}): Promise<PullResult> {
     return pullImage(this, client, reference, options);
   }
 
