@@ -1,6 +1,8 @@
 // kpull's node image store: verified content in an OCI image layout, image records, leases, GC and verify,
 // safe for many processes sharing one root. See docs/store.md.
 
+export type { ExportReport, ImportOptions, ImportReport } from "./archive.ts";
+export { exportArchive, importArchive } from "./archive.ts";
 export type {
   BlobDescriptor,
   BlobSource,
@@ -34,7 +36,15 @@ export {
 } from "./lock.ts";
 export type { CopyOptions, CopyReport } from "./oci-dir.ts";
 export { copyFromDirectory, copyToDirectory, OciDirectory } from "./oci-dir.ts";
-export type { BlobKind, ByteCount, ImageSource, PulledBlob, PullOptions, PullProgress, PullResult } from "./pull.ts";
+export type {
+  BlobKind,
+  ByteCount,
+  ImageSource,
+  PulledBlob,
+  PullOptions,
+  PullProgress,
+  PullResult,
+} from "./pull.ts";
 export type { ImageRecord, OciIndex, RecordDescriptor } from "./records.ts";
 export {
   ANNOTATION_IMAGE_NAME,
@@ -48,5 +58,3 @@ export { SYSTEM_ROOT, storeRoot } from "./root.ts";
 export type { ImageStatus, OpenStoreOptions, RemoveResult } from "./store.ts";
 export { findIn, imageName, Lease, Store } from "./store.ts";
 export type { CorruptBlob, MissingBlob, VerifyOptions, VerifyReport } from "./verify.ts";
-export type { ExportReport, ImportOptions, ImportReport } from "./archive.ts";
-export { exportArchive, importArchive } from "./archive.ts";
