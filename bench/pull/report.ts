@@ -1,0 +1,279 @@
+// bench/RESULTS.md: the machine, the images, the issue's targets judged from this run's numbers, every
+// scenario's table (min/median/max wall time, MB/s, ratio to kpull, CPU, peak RSS, requests, bytes served)
+// and the optimization log.
+
+import { summarize } from "./run.ts";
+
+export interface RunRecordR {
+  readonly wallMs: number;
+  readonly cpuMs: number;
+  readonly rssKiB: number;
+  readonly requests: Record<string, number>;
+  readonly bytesServed: number;
+  readonly ok: boolean;
+  readonly note?: string;
+}
+
+export interface ContenderResult {
+  readonly name: string;
+  readonly role: "kpull" | "peer" | "limit";
+  readonly runs: readonly RunRecordR[];
+}
+
+export interface ScenarioResult {
+  readonly id: string;
+  readonly title: string;
+  readonly notes: readonly string[];
+  readonly imageBytes: number | null;
+  readonly throughputOf: "compressed" | "uncompressed";
+  readonly contenders: readonly ContenderResult[];
+}
+
+export interface ImageRow {
+  readonly name: string;
+  readonly ref: string;
+  readonly layers: number;
+  readonly compressed: number;
+  readonly uncompressed: number;
+  readonly files: number;
+  readonly note: string;
+}
+
+export interface ReportInput {
+  readonly quick: boolean;
+  readonly reps: number;
+  readonly machine: Record<string, string>;
+  readonly images: readonly ImageRow[];
+  readonly results: readonly ScenarioResult[];
+  readonly startedAt: string;
+  readonly durationS: number;
+  readonly optimizations: string;
+}
+
+const okRuns = (c: ContenderResult) => c.runs.filter((r) => r.ok);
+export const median = (c: ContenderResult | undefined): number =>
+  c === undefined ? Number.NaN : summarize(okRuns(c).map((r) => r.wallMs)).median;
+
+const s = (ms: number) =>
+  Number.isNaN(ms) ? "–" : ms < 1000 ? `${(ms / 1000).toFixed(3)}` : (ms / 1000).toFixed(2);
+const mbs = (bytes: number) => `${(bytes / 1e6).toFixed(bytes < 10e6 ? 2 : 1)} MB`;
+const x = (r: number) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : "–");
+
+function requestsText(runs: readonly RunRecordR[]): string {
+  // Requests are the same every repetition for a deterministic tool; show the range when they differ.
+  const texts = new Set(
+    runs.map((r) =>
+      Object.entries(r.requests)
+        .sort()
+        .map(([m, n]) => `${n} ${m}`)
+        .join(", "),
+    ),
+  );
+  return [...texts].map((t) => t || "none").join(" / ");
+}
+
+function bytesText(runs: readonly RunRecordR[]): string {
+  const b = summarize(runs.map((r) => r.bytesServed));
+  return b.min === b.max ? mbs(b.min) : `${mbs(b.min)} – ${mbs(b.max)}`;
+}
+
+function find(
+  results: readonly ScenarioResult[],
+  id: string,
+  name: string | RegExp,
+): ContenderResult | undefined {
+  const sc = results.find((r) => r.id === id);
+  return sc?.contenders.find((c) => (typeof name === "string" ? c.name === name : name.test(c.name)));
+}
+
+interface Verdict {
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean | null;
+}
+
+/** The issue's targets, judged on this run alone. */
+export function judge(results: readonly ScenarioResult[], images: readonly ImageRow[]): Verdict[] {
+  const out: Verdict[] = [];
+  const ratio = (a: ContenderResult | undefined, b: ContenderResult | undefined) => median(a) / median(b);
+  const pending = (target: string, why: string) => out.push({ target, measured: why, met: null });
+
+  for (const id of ["cold-medium", "cold-big", "cold-small", "many", "multi", "cold-zstd"]) {
+    const k = find(results, id, "kpull pull");
+    const sk = find(results, id, "skopeo copy");
+    if (k && sk) {
+      const r = ratio(k, sk);
+      out.push({
+        target: `Cold pull (${id.replace("cold-", "")}): ≤ 0.5 × skopeo`,
+        measured: `${x(r)} (${s(median(k))} s vs ${s(median(sk))} s)`,
+        met: r <= 0.5,
+      });
+    }
+  }
+  for (const id of ["cold-big", "cold-medium"]) {
+    const k = find(results, id, "kpull pull");
+    const lim = find(results, id, "limit: curl + sha256sum");
+    if (k && lim) {
+      const r = ratio(k, lim);
+      out.push({
+        target: `Cold pull (${id.replace("cold-", "")}): within 2 × curl + sha256sum`,
+        measured: `${x(r)} (${s(median(k))} s vs ${s(median(lim))} s)`,
+        met: r <= 2,
+      });
+    }
+  }
+  const always = find(results, "always", "kpull pull --policy Always");
+  const skNoop = find(results, "always", "skopeo copy (no-op)");
+  const node = find(results, "always", "node -e 0");
+  if (always) {
+    const reqs = requestsText(okRuns(always));
+    out.push({
+      target: "`Always`, unchanged: exactly one request, a HEAD",
+      measured: reqs,
+      met: reqs === "1 HEAD",
+    });
+    if (skNoop) {
+      const r = ratio(always, skNoop);
+      const share = node ? ` (bare \`node -e 0\` is ${s(median(node))} s of it)` : "";
+      out.push({
+        target: "`Always`, unchanged: ≤ skopeo's no-op copy",
+        measured: `${x(r)}: ${s(median(always))} s vs ${s(median(skNoop))} s (${requestsText(okRuns(skNoop))})${share}`,
+        met: r <= 1,
+      });
+    }
+  }
+  const ku = find(results, "unpack", /^kpull/);
+  const cu = find(results, "unpack", /^ctr image pull/);
+  if (ku && cu && okRuns(ku).length > 0) {
+    const r = ratio(ku, cu);
+    out.push({
+      target: "Pull with unpack: ≤ 0.6 × `ctr image pull`",
+      measured: `${x(r)} (${s(median(ku))} s vs ${s(median(cu))} s)`,
+      met: r <= 0.6,
+    });
+  } else if (results.some((r) => r.id === "unpack")) {
+    pending(
+      "Pull with unpack: ≤ 0.6 × `ctr image pull`",
+      "pending: kpull's unpack is not wired into the store yet",
+    );
+  }
+  const ki = find(results, "incremental", "kpull pull");
+  const si = find(results, "incremental", "skopeo copy");
+  if (ki) {
+    const m2 = images.find((i) => i.name === "medium2");
+    const served = summarize(okRuns(ki).map((r) => r.bytesServed)).max;
+    out.push({
+      target: "Incremental medium:2: only the 2 new layers move",
+      measured: `${mbs(served)} served (${requestsText(okRuns(ki))})${m2 ? `; medium:2 is ${mbs(m2.compressed)} in all` : ""}`,
+      met: null,
+    });
+    if (si) {
+      const r = ratio(ki, si);
+      out.push({
+        target: "Incremental medium:2: ≤ 0.5 × skopeo",
+        measured: `${x(r)} (${s(median(ki))} s vs ${s(median(si))} s)`,
+        met: r <= 0.5,
+      });
+    }
+  }
+  const k8 = find(results, "concurrent", "8 × kpull pull");
+  if (k8) {
+    const medium = images.find((i) => i.name === "medium");
+    const served = summarize(okRuns(k8).map((r) => r.bytesServed)).max;
+    out.push({
+      target: "8 concurrent processes: bytes served = one copy",
+      measured: `${mbs(served)} served at most; one copy is ${medium ? mbs(medium.compressed) : "?"}`,
+      met: medium ? served <= medium.compressed : null,
+    });
+  }
+  const kb = find(results, "cold-big", "kpull pull");
+  if (kb) {
+    const rss = Math.max(...okRuns(kb).map((r) => r.rssKiB)) / 1024;
+    out.push({
+      target: "Peak RSS < 150 MB pulling big",
+      measured: `${(rss * 1.048576).toFixed(0)} MB (max of the runs)`,
+      met: rss * 1.048576 < 150,
+    });
+  }
+  const kv = find(results, "startup", "kpull --version");
+  const n0 = find(results, "startup", "node -e 0");
+  if (kv && n0) {
+    const r = ratio(kv, n0);
+    out.push({
+      target: "`kpull --version` within 1.3 × `node -e 0`",
+      measured: `${x(r)} (${s(median(kv))} s vs ${s(median(n0))} s)`,
+      met: r <= 1.3,
+    });
+  }
+  // Fill in the incremental verdict now that we can say what "only the new layers" is.
+  return out;
+}
+
+export function renderResults(input: ReportInput): string {
+  const lines: string[] = [];
+  const p = (...l: string[]) => lines.push(...l);
+  p(
+    "# kpull pull benchmarks",
+    "",
+    `Generated by \`npm run bench${input.quick ? " -- --quick" : ""}\` on ${input.startedAt.slice(0, 16).replace("T", " ")} UTC: ${input.reps} repetitions of each scenario (start-up: more), ${Math.round(input.durationS / 60)} min in all. Absolute times vary between runs and machines; compare within this file only.`,
+    "",
+    "Every number below comes from one run on one machine: kpull, skopeo and containerd pulled the same images from the same registry (CNCF Distribution on loopback, plain HTTP), one after another, the order rotated each repetition. Wall time is spawn to exit; CPU is user + system; peak RSS is GNU time's maximum resident set (for ctr, plus containerd's own peak — a fresh containerd each repetition); requests and bytes served come from the registry's access log (a HEAD's logged bytes are not counted, none cross the wire).",
+    "",
+    "## Machine",
+    "",
+    "| | |",
+    "|---|---|",
+    ...Object.entries(input.machine).map(([k, v]) => `| ${k} | ${v.replace(/\|/g, "\\|")} |`),
+    "",
+    "## Images",
+    "",
+    "Generated deterministically by `bench/pull/gen.ts` (streamed: tar → gzip/zstd → file, hashed on both sides) and pushed with kpull's client.",
+    "",
+    "| image | reference | layers | files | uncompressed | compressed | |",
+    "|---|---|--:|--:|--:|--:|---|",
+    ...input.images.map(
+      (i) =>
+        `| ${i.name} | \`${i.ref}\` | ${i.layers} | ${i.files} | ${mbs(i.uncompressed)} | ${mbs(i.compressed)} | ${i.note} |`,
+    ),
+    "",
+    "## Targets",
+    "",
+    "| target (issue 9) | this run | |",
+    "|---|---|---|",
+    ...judge(input.results, input.images).map(
+      (v) =>
+        `| ${v.target} | ${v.measured} | ${v.met === null ? "see below" : v.met ? "met" : "**missed**"} |`,
+    ),
+    "",
+  );
+  for (const r of input.results) {
+    const kpull = r.contenders.find((c) => c.role === "kpull");
+    p(
+      `## ${r.title}`,
+      "",
+      `Scenario \`${r.id}\`.${r.imageBytes ? ` MB/s over ${mbs(r.imageBytes)} (${r.throughputOf}).` : ""}`,
+      "",
+    );
+    for (const n of r.notes) p(`- ${n}`);
+    if (r.notes.length > 0) p("");
+    p(
+      "| | wall s: min | median | max | MB/s | ÷ kpull | CPU s | peak RSS MiB | requests | served |",
+      "|---|--:|--:|--:|--:|--:|--:|--:|---|--:|",
+    );
+    for (const c of r.contenders) {
+      const ok = okRuns(c);
+      const w = summarize(ok.map((x) => x.wallMs));
+      const cpu = summarize(ok.map((x) => x.cpuMs)).median;
+      const rss = ok.length > 0 ? Math.max(...ok.map((x) => x.rssKiB)) / 1024 : Number.NaN;
+      const rate = r.imageBytes && ok.length > 0 ? (r.imageBytes / 1e6 / (w.median / 1000)).toFixed(0) : "";
+      const rel = kpull && c !== kpull ? x(w.median / median(kpull)) : "";
+      const failed = c.runs.length - ok.length;
+      p(
+        `| ${c.role === "kpull" ? `**${c.name}**` : c.name}${failed > 0 ? ` (${failed} of ${c.runs.length} failed: ${c.runs.find((x) => !x.ok)?.note?.slice(0, 120) ?? ""})` : ""} | ${s(w.min)} | ${s(w.median)} | ${s(w.max)} | ${rate} | ${rel} | ${s(cpu)} | ${Number.isNaN(rss) ? "–" : rss.toFixed(0)} | ${requestsText(ok)} | ${bytesText(ok)} |`,
+      );
+    }
+    p("");
+  }
+  if (input.optimizations.trim() !== "") p(input.optimizations.trim(), "");
+  return `${lines.join("\n")}\n`;
+}
