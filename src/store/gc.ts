@@ -35,6 +35,7 @@ import {
   recordDigests,
   writeRecords,
 } from "./records.ts";
+import { liveChainIds, sweepSnapshots } from "./snapshots.ts";
 import type { Store } from "./store.ts";
 
 export interface SweepOptions {
@@ -56,8 +57,10 @@ export interface SweepReport {
   readonly tempFilesRemoved: readonly string[];
   /** Blobs kept because something references them. */
   readonly blobsKept: number;
-  /** Config digests of the images that remain (for sweeping snapshots by what they belong to). */
+  /** Config digests of the images that remain. */
   readonly liveImageIds: readonly string[];
+  /** Snapshots (ChainIDs) removed because no remaining image or active lease needs them. */
+  readonly snapshotsRemoved: readonly string[];
 }
 
 export const DEFAULT_INGEST_MAX_AGE_MS = 24 * 60 * 60_000;
@@ -173,7 +176,17 @@ export async function sweep(store: Store, options: SweepOptions = {}): Promise<S
         leasesRemoved.push(id);
       }
 
-      const tempFilesRemoved = dryRun ? [] : await removeDeadTempFiles(store, now);
+      const liveSnapshots = await liveChainIds(
+        store,
+        kept,
+        active.flatMap((l) => l.snapshots ?? []),
+      );
+      const snapshots = await sweepSnapshots(store, liveSnapshots, dryRun);
+
+      const tempFilesRemoved = [
+        ...(dryRun ? [] : await removeDeadTempFiles(store, now)),
+        ...snapshots.temps.map((t) => join(store.paths.snapshots, t)),
+      ];
       if (!dryRun) await removeDeadLocks(store);
 
       return {
@@ -185,6 +198,7 @@ export async function sweep(store: Store, options: SweepOptions = {}): Promise<S
         tempFilesRemoved,
         blobsKept,
         liveImageIds: [...new Set(kept.map(imageId))].sort(),
+        snapshotsRemoved: snapshots.removed,
       };
     },
     { signal: options.signal, purpose: "gc sweep" },

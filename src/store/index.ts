@@ -55,6 +55,8 @@ export {
 } from "./records.ts";
 export type { RootOptions } from "./root.ts";
 export { SYSTEM_ROOT, storeRoot } from "./root.ts";
+export type { UnpackedLayer, UnpackImageOptions, UnpackImageResult } from "./snapshots.ts";
+export { imageChainIds, imageDiffIds, isUnpacked } from "./snapshots.ts";
 export type { ImageStatus, OpenStoreOptions, RemoveResult } from "./store.ts";
 export { findIn, imageName, Lease, Store } from "./store.ts";
 export type { CorruptBlob, MissingBlob, VerifyOptions, VerifyReport } from "./verify.ts";

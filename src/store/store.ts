@@ -45,6 +45,7 @@ import {
   recordDigests,
   writeRecords,
 } from "./records.ts";
+import { isUnpacked, type UnpackImageOptions, type UnpackImageResult, unpackImage } from "./snapshots.ts";
 import { type VerifyOptions, type VerifyReport, verifyStore } from "./verify.ts";
 
 export interface OpenStoreOptions {
@@ -63,6 +64,8 @@ export interface ImageStatus {
   readonly missing: readonly RecordDescriptor[];
   /** Active leases name it (a pull in flight does not count; a container does). */
   readonly inUse: boolean;
+  /** Its top snapshot exists (see `unpack`). */
+  readonly unpacked: boolean;
 }
 
 /** An image as CRI's ImageService reports it (runtime.v1 `Image`): one per image ID. */
@@ -171,7 +174,8 @@ export class Store {
     for (const d of recordDigests(record)) if (!(await this.content.has(d))) missing.push(d);
     const leases = await this.activeLeases();
     const inUse = leases.some((l) => leaseUsesImage(l, record));
-    return { record, complete: missing.length === 0, missing, inUse };
+    const unpacked = missing.length === 0 && (await isUnpacked(this, record));
+    return { record, complete: missing.length === 0, missing, inUse, unpacked };
   }
 
   /** Complete images, grouped by image ID, as CRI's ListImages reports them. An image whose content is
@@ -343,6 +347,11 @@ export class Store {
   /** Removes content no image, index.json entry or active lease references: see gc.ts. */
   sweep(options: SweepOptions = {}): Promise<SweepReport> {
     return sweep(this, options);
+  }
+
+  /** Unpacks a stored image into snapshots by ChainID (shared prefixes once): see snapshots.ts. */
+  unpack(query: string, options: UnpackImageOptions = {}): Promise<UnpackImageResult> {
+    return unpackImage(this, query, options);
   }
 
   /** Re-hashes every blob and checks every record: see verify.ts. */

@@ -1,0 +1,233 @@
+// Unpacked snapshots of stored images, built with src/store/unpack: one snapshot per ChainID under
+// kpull/snapshots/, so images that share a prefix of layers share those snapshots and unpack them once.
+// Each ChainID is built under its own lock (taken like a blob lock: never while holding the metadata lock),
+// by applying one layer onto a copy of the parent snapshot in a temporary directory renamed into place. A
+// lease names the chain while it is built, so a concurrent GC keeps it; GC sweeps snapshots no image needs.
+
+import { promises as fs } from "node:fs";
+import { join } from "node:path";
+import { crashPoint } from "./crash.ts";
+import { StoreError } from "./errors.ts";
+import type { StorePaths } from "./layout.ts";
+import { acquireLock, tryAcquireLock } from "./lock.ts";
+import { type ImageRecord, imageId } from "./records.ts";
+import type { Store } from "./store.ts";
+import {
+  type ApplyOptions,
+  applyLayer,
+  chainIds,
+  compressionOf,
+  prepareSnapshot,
+  removeSnapshot,
+  removeStaleSnapshotTemps,
+  snapshotPath,
+  type UnpackWarning,
+} from "./unpack/index.ts";
+
+export interface UnpackImageOptions {
+  readonly signal?: AbortSignal | undefined;
+  /** Limits and ownership for applying layers (see unpack's ApplyOptions). */
+  readonly apply?: Omit<ApplyOptions, "signal" | "onWarning">;
+  readonly onWarning?: ((w: UnpackWarning & { readonly layer: string }) => void) | undefined;
+  readonly onLayer?:
+    | ((p: { readonly index: number; readonly chainId: string; readonly created: boolean }) => void)
+    | undefined;
+}
+
+export interface UnpackedLayer {
+  readonly digest: string;
+  readonly diffId: string;
+  readonly chainId: string;
+  /** False when the snapshot already existed (shared with another image, or unpacked before). */
+  readonly created: boolean;
+}
+
+export interface UnpackImageResult {
+  readonly name: string;
+  readonly id: string;
+  /** The ChainID of the whole image: its top snapshot. */
+  readonly chainId: string;
+  /** The top snapshot's directory: the image's root filesystem. */
+  readonly rootfs: string;
+  readonly layers: readonly UnpackedLayer[];
+  readonly warnings: readonly (UnpackWarning & { readonly layer: string })[];
+}
+
+const UNPACK_LEASE_TTL_MS = 24 * 60 * 60_000;
+
+export function snapshotLockPath(paths: StorePaths, chainId: string): string {
+  return join(paths.locks, `snapshot-${chainId.replace(":", "-")}.lock`);
+}
+
+/** The DiffIDs of an image (its config's rootfs.diff_ids), checked against its layers. */
+export async function imageDiffIds(store: Store, record: ImageRecord): Promise<string[]> {
+  const config = JSON.parse(
+    (await store.content.read(record.config.digest, record.config.size)).toString("utf8"),
+  ) as {
+    rootfs?: { diff_ids?: unknown };
+  };
+  const diffIds = config?.rootfs?.diff_ids;
+  if (!Array.isArray(diffIds) || !diffIds.every((d) => typeof d === "string")) {
+    throw new StoreError("INVALID", `image ${record.name}: its config has no rootfs.diff_ids`, {
+      subject: record.name,
+    });
+  }
+  if (diffIds.length !== record.layers.length) {
+    // containerd's words (core/unpack/unpacker.go)
+    throw new StoreError(
+      "INVALID",
+      `number of layers and diffIDs don't match: ${record.layers.length} != ${diffIds.length}`,
+      { subject: record.name },
+    );
+  }
+  return diffIds as string[];
+}
+
+/** The ChainIDs of an image, base first. */
+export async function imageChainIds(store: Store, record: ImageRecord): Promise<string[]> {
+  return chainIds(await imageDiffIds(store, record));
+}
+
+/**
+ * Unpacks a stored image into snapshots, layer by layer, reusing every snapshot that exists. Each layer's
+ * uncompressed digest is verified against the config's DiffID while it is applied; a layer that fails
+ * (hostile, corrupt, too large) leaves no snapshot behind.
+ */
+export async function unpackImage(
+  store: Store,
+  query: string,
+  options: UnpackImageOptions = {},
+): Promise<UnpackImageResult> {
+  const record = (await store.find(query))[0];
+  if (record === undefined)
+    throw new StoreError("NOT_FOUND", `image "${query}" not found`, { subject: query });
+  const diffIds = await imageDiffIds(store, record);
+  const chain = chainIds(diffIds);
+  const warnings: (UnpackWarning & { layer: string })[] = [];
+  const layers: UnpackedLayer[] = [];
+  const lease = await store.lease({
+    purpose: `unpack ${record.name}`,
+    content: [record.config.digest, ...record.layers.map((l) => l.digest)],
+    snapshots: chain,
+    ttlMs: UNPACK_LEASE_TTL_MS,
+  });
+  try {
+    for (let i = 0; i < record.layers.length; i++) {
+      const layer = record.layers[i] as ImageRecord["layers"][number];
+      const chainId = chain[i] as string;
+      const compression = compressionOf(layer.mediaType);
+      if (compression === null) {
+        throw new StoreError(
+          "INVALID",
+          `layer ${layer.digest} has media type ${layer.mediaType}, not a layer`,
+          {
+            subject: layer.digest,
+          },
+        );
+      }
+      const lock = await acquireLock(snapshotLockPath(store.paths, chainId), {
+        purpose: `unpack ${chainId}`,
+        signal: options.signal,
+        staleMs: store.lockStaleMs,
+      });
+      let created: boolean;
+      try {
+        const result = await prepareSnapshot(
+          store.paths.snapshots,
+          i === 0 ? null : (chain[i - 1] as string),
+          chainId,
+          async (dir) => {
+            crashPoint("unpack-layer");
+            return applyLayer(dir, store.content.open(layer.digest), compression, diffIds[i] as string, {
+              ...options.apply,
+              ...(options.signal ? { signal: options.signal } : {}),
+              onWarning: (w) => {
+                const tagged = { ...w, layer: layer.digest };
+                warnings.push(tagged);
+                options.onWarning?.(tagged);
+              },
+            });
+          },
+          options.signal ? { signal: options.signal } : {},
+        );
+        created = result.created;
+      } finally {
+        await lock.release();
+      }
+      layers.push({ digest: layer.digest, diffId: diffIds[i] as string, chainId, created });
+      options.onLayer?.({ index: i, chainId, created });
+    }
+  } finally {
+    await lease.release();
+  }
+  const top = chain.at(-1);
+  if (top === undefined) throw new StoreError("INVALID", `image ${record.name} has no layers to unpack`);
+  return {
+    name: record.name,
+    id: imageId(record),
+    chainId: top,
+    rootfs: snapshotPath(store.paths.snapshots, top),
+    layers,
+    warnings,
+  };
+}
+
+/** Whether the image's top snapshot exists. */
+export async function isUnpacked(store: Store, record: ImageRecord): Promise<boolean> {
+  try {
+    const top = (await imageChainIds(store, record)).at(-1);
+    if (top === undefined) return false;
+    return (await fs.stat(snapshotPath(store.paths.snapshots, top))).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes snapshots that no kept image and no active lease needs, and the temporary directories of
+ * builders that died. Called by the sweep under the metadata lock: it only *tries* each snapshot's lock.
+ */
+export async function sweepSnapshots(
+  store: Store,
+  live: ReadonlySet<string>,
+  dryRun: boolean,
+): Promise<{ removed: string[]; temps: string[] }> {
+  let names: string[];
+  try {
+    names = await fs.readdir(store.paths.snapshots);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { removed: [], temps: [] };
+    throw error;
+  }
+  const removed: string[] = [];
+  for (const name of names.sort()) {
+    if (!/^sha256:[a-f0-9]{64}$/.test(name) || live.has(name)) continue;
+    const lock = await tryAcquireLock(snapshotLockPath(store.paths, name), { purpose: "gc" });
+    if (lock === null) continue; // being built right now
+    try {
+      if (!dryRun) await removeSnapshot(snapshotPath(store.paths.snapshots, name));
+      removed.push(name);
+    } finally {
+      await lock.release();
+    }
+  }
+  const temps = dryRun ? [] : await removeStaleSnapshotTemps(store.paths.snapshots);
+  return { removed, temps };
+}
+
+/** ChainIDs the kept images and the active leases need. */
+export async function liveChainIds(
+  store: Store,
+  records: Iterable<ImageRecord>,
+  leaseSnapshots: Iterable<string>,
+): Promise<Set<string>> {
+  const live = new Set<string>(leaseSnapshots);
+  for (const record of records) {
+    try {
+      for (const c of await imageChainIds(store, record)) live.add(c);
+    } catch {
+      // Config missing or not an image config: it has no snapshots to keep.
+    }
+  }
+  return live;
+}
