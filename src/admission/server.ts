@@ -285,7 +285,7 @@ export class AdmissionServer {
             res,
             503,
             "text/plain; charset=utf-8",
-            this.#closing ? "shutting down\n" : "not ready\n",
+            this.#shutdown !== null ? "shutting down\n" : "not ready\n",
           );
         return;
       case "/metrics":

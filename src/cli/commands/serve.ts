@@ -240,6 +240,11 @@ export async function serveCommand(argv: readonly string[], io: CliIo): Promise<
   });
   metrics.configInfo.set(describe(policy), 1);
 
+  const d = describe(policy);
+  log(
+    `mode ${d.mode}, ${d.action === "warn" ? "audit (never denies)" : "enforcing"}, mutate ${d.mutation}, pin ${d.pin}; exempt namespaces: ${exemptNamespaces.join(", ") || "none"}`,
+  );
+
   let server: AdmissionServer;
   try {
     server = await AdmissionServer.start({
@@ -279,10 +284,6 @@ export async function serveCommand(argv: readonly string[], io: CliIo): Promise<
     io.stderr.write(`error: cannot serve: ${e.message}\n`);
     return ExitCode.findings;
   }
-  const d = describe(policy);
-  log(
-    `mode ${d.mode}, ${d.action === "warn" ? "audit (never denies)" : "enforcing"}, mutate ${d.mutation}, pin ${d.pin}; exempt namespaces: ${exemptNamespaces.join(", ") || "none"}`,
-  );
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
