@@ -1,7 +1,7 @@
 // Acceptance: `kpull pull` and `kpull start` run as a user would, against real registries.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -53,6 +53,43 @@ describe("kpull pull (acceptance)", () => {
     const usage = await kpull(["pull", "--policy", "Sometimes", image]);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /unknown policy "Sometimes"/);
+  });
+});
+
+describe("kpull pull --unpack (acceptance)", () => {
+  const registry = useRegistry();
+
+  it("unpacks into ChainID snapshots shared between images", async () => {
+    const r = registry();
+    const base = { "etc/os-release": "ID=shared\n" };
+    await seedImage(r, "team/one", "v1", tinyImage({ layers: [base, { "one.txt": "one\n" }] }));
+    await seedImage(r, "team/two", "v1", tinyImage({ layers: [base, { "two.txt": "two\n" }] }));
+    const root = tmp("kpull-root-");
+    const pull = async (name: string) => {
+      const res = await kpull([
+        "pull",
+        "-o",
+        "json",
+        "--unpack",
+        "--root",
+        root,
+        "--hosts-dir",
+        hostsDir,
+        `${r.host}/team/${name}:v1`,
+      ]);
+      assert.equal(res.code, 0, res.stderr);
+      return JSON.parse(res.stdout).unpacked as {
+        rootfs: string;
+        layers: { total: number; created: number };
+      };
+    };
+    const one = await pull("one");
+    assert.deepEqual(one.layers, { total: 2, created: 2 });
+    assert.equal(readFileSync(join(one.rootfs, "one.txt"), "utf8"), "one\n");
+    const two = await pull("two");
+    assert.deepEqual(two.layers, { total: 2, created: 1 }, "the base layer's snapshot is shared");
+    assert.equal(readFileSync(join(two.rootfs, "etc/os-release"), "utf8"), "ID=shared\n");
+    assert.equal(existsSync(join(two.rootfs, "one.txt")), false);
   });
 });
 

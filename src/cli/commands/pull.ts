@@ -37,10 +37,11 @@ Examples:
   kpull pull --runtime-endpoint unix:///run/containerd/containerd.sock registry.example.com/team/app:v1
 
 Usage:
-  kpull pull IMAGE [--policy Always|IfNotPresent|Never] [--platform OS/ARCH[/VARIANT]] [-o text|json|yaml] [--root DIR] [--runtime-endpoint URL] [registry flags]
+  kpull pull IMAGE [--policy Always|IfNotPresent|Never] [--unpack] [--platform OS/ARCH[/VARIANT]] [-o text|json|yaml] [--root DIR] [--runtime-endpoint URL] [registry flags]
 
 Flags:
       --policy   Always, IfNotPresent or Never (default: what the API server would set for IMAGE)
+      --unpack   also unpack the image into snapshots (one per ChainID, shared between images)
   -o, --output   text (the default), json or yaml
   -h, --help     show this help
 
@@ -67,6 +68,7 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
     ...nodeOptions,
     ...runtimeOptions,
     policy: { type: "string" },
+    unpack: { type: "boolean" },
   });
   if (values.help) {
     io.stdout.write(pullHelp);
@@ -87,6 +89,10 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
   }
   const platform = platformFrom("pull", values.platform);
   const backend = await openNodeBackend(values, io);
+  if (values.unpack && backend.runtime) {
+    backend.close();
+    throw new UsageError("pull", "--unpack applies to kpull's store; a CRI runtime unpacks images itself");
+  }
   if (backend.runtime) warnRuntimeIgnores(values, io);
   const controller = new AbortController();
   const onSignal = () => controller.abort(new Error("interrupted"));
@@ -104,9 +110,28 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
       signal: controller.signal,
       ...(progress ? { onProgress: (p) => progress.update(p) } : {}),
     });
-    const outcome = await node.pull(image, policy);
+    const pulled = await node.pull(image, policy);
     await node.save();
     progress?.finish();
+    // Unpack into ChainID snapshots: layers shared with images already unpacked are not unpacked again.
+    const unpacked =
+      values.unpack && pulled.action !== "failed"
+        ? await backend.store.unpack(image, { signal: controller.signal })
+        : null;
+    const outcome = unpacked
+      ? {
+          ...pulled,
+          unpacked: {
+            chainId: unpacked.chainId,
+            rootfs: unpacked.rootfs,
+            layers: {
+              total: unpacked.layers.length,
+              created: unpacked.layers.filter((l) => l.created).length,
+            },
+            warnings: unpacked.warnings.length,
+          },
+        }
+      : pulled;
     if (format !== "text") writeStructured(io, format, outcome);
     else if (outcome.action === "failed") {
       io.stderr.write(`error: ${outcome.code}: ${outcome.message}\n`);
@@ -119,6 +144,12 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
           ? `${outcome.reference}: ${outcome.action} (policy ${outcome.policy})\n  digest:   ${outcome.digest}\n  requests: ${requests}\n  fetched:  ${formatBytes(outcome.bytesFetched)}; layers: ${outcome.layers.fetched} fetched, ${outcome.layers.reused} reused of ${outcome.layers.total}\n`
           : `${outcome.reference}: ${outcome.action} (policy ${outcome.policy})\n  digest:   ${outcome.digest}\n  requests: made by the runtime (not seen by kpull)\n`,
       );
+      if (unpacked) {
+        io.stdout.write(
+          `  unpacked: ${unpacked.rootfs} (${unpacked.layers.filter((l) => l.created).length} of ${unpacked.layers.length} layers unpacked now; the rest shared)\n`,
+        );
+        for (const w of unpacked.warnings) io.stderr.write(`warning: ${w.layer}: ${w.message}\n`);
+      }
     }
     return outcome.action === "failed" ? ExitCode.findings : ExitCode.ok;
   } finally {
