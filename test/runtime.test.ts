@@ -258,6 +258,58 @@ describe("the image manager in front of containerd, compared with kpull's store"
     }
   });
 
+  it("sends containerd the kubelet's CRI calls, in the kubelet's order (cri.md §3)", async () => {
+    const r = open();
+    await seedImage(r, "calls/app", "v1", tinyImage({ layers: [{ "calls.txt": "calls\n" }] }));
+    const calls: string[] = [];
+    const recorded: ImageService = {
+      pullImage: (spec, auth, options) => {
+        calls.push(`PullImage ${spec.image}${auth ? " (auth)" : ""}`);
+        return cri.pullImage(spec, auth, options);
+      },
+      imageStatus: (spec) => {
+        calls.push(`ImageStatus ${spec.image}`);
+        return cri.imageStatus(spec);
+      },
+      listImages: () => cri.listImages(),
+      removeImage: (spec) => cri.removeImage(spec),
+      imageFsInfo: () => cri.imageFsInfo(),
+    };
+    const node = await nodeOn("runtime", tmp(), { service: recorded });
+    const ensure = async (image: string, policy: "Always" | "IfNotPresent" | "Never") => {
+      calls.length = 0;
+      const res = await node.manager.ensureImageExists({
+        pod: { kind: "Pod", namespace: "default", name: "calls", uid: "calls-uid" },
+        image,
+        policy,
+        credentials: async () => [],
+      });
+      return `${res.ok ? "ok" : res.reason}: ${calls.join(", ")}`;
+    };
+    const app = `${r.host}/calls/app:v1`;
+    const gone = `${r.host}/calls/app:gone`;
+    assert.deepEqual(
+      [
+        await ensure(app, "Never"),
+        await ensure(app, "IfNotPresent"),
+        await ensure(app, "IfNotPresent"),
+        await ensure(app, "Always"),
+        await ensure(gone, "Always"),
+        await ensure(gone, "IfNotPresent"),
+        await ensure("NOT-valid:", "IfNotPresent"),
+      ],
+      [
+        `ErrImageNeverPull: ImageStatus ${app}`,
+        `ok: ImageStatus ${app}, PullImage ${app}, ImageStatus ${app}`,
+        `ok: ImageStatus ${app}`,
+        `ok: PullImage ${app}, ImageStatus ${app}`, // Always: no pre-check (v1.33+)
+        `ErrImagePull: PullImage ${gone}`,
+        `ImagePullBackOff: ImageStatus ${gone}`, // in back-off: the pre-check and nothing else
+        "InvalidImageName: ",
+      ],
+    );
+  });
+
   it("M12: an ImageStatus that fails is ImageInspectError (a runtime that is not there)", async () => {
     const gone = new CriImageService(`unix://${join(tmp(), "no.sock")}`, { timeoutMs: 2000 });
     try {
