@@ -6,9 +6,10 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { run } from "../src/cli/index.ts";
@@ -31,6 +32,8 @@ import { parseDuration, Store } from "../src/store/index.ts";
 import { seedImage, type TestImage, tinyImage, useContainerd, useRegistry } from "./harness/index.ts";
 
 type Backend = "store" | "runtime";
+
+const BIN = resolve(import.meta.dirname, "..", "bin", "kpull.js");
 
 const tmp = (prefix = "kpull-runtime-test-") => mkdtempSync(join(tmpdir(), prefix));
 /** An empty hosts dir: the store's client talks plain HTTP to loopback registries, as containerd 1.6 does. */
@@ -308,6 +311,41 @@ describe("the image manager in front of containerd, compared with kpull's store"
         "InvalidImageName: ",
       ],
     );
+  });
+
+  it("backs off across separate kpull processes on the runtime (state under --root)", async () => {
+    const r = open();
+    const root = tmp();
+    const image = `${r.host}/processes/missing:v1`;
+    const kpull = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((done, fail) => {
+        const child = spawn(process.execPath, [BIN, ...args], {
+          env: { ...process.env, DOCKER_CONFIG: dockerConfig, KPULL_RUNTIME_ENDPOINT: cri.url },
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (c: Buffer) => {
+          stdout += c;
+        });
+        child.stderr.on("data", (c: Buffer) => {
+          stderr += c;
+        });
+        child.on("error", fail);
+        child.on("close", (code) => done({ code, stdout, stderr }));
+        child.stdin.end();
+      });
+    const first = await kpull(["pull", "-o", "json", "--root", root, image]);
+    assert.equal(first.code, 1, first.stderr);
+    assert.equal(JSON.parse(first.stdout).code, "ErrImagePull");
+    const before = (await r.accessLog()).length;
+    const second = await kpull(["pull", "--root", root, image]);
+    assert.equal(second.code, 1);
+    assert.match(
+      second.stderr,
+      /^error: ImagePullBackOff: Back-off pulling image ".*": ErrImagePull: rpc error: code = NotFound/,
+    );
+    assert.equal((await r.accessLog()).length, before, "the second process did not ask the registry");
+    assert.ok(readdirSync(join(runtimeStateRoot(root, cri.url), "kpull")).includes("backoff.json"));
   });
 
   it("M12: an ImageStatus that fails is ImageInspectError (a runtime that is not there)", async () => {
