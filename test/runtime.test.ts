@@ -489,7 +489,10 @@ describe("the image manager in front of containerd, compared with kpull's store"
     const parallel = await startThree("parallel", { serializeImagePulls: false, maxParallelImagePulls: 2 });
     assert.equal(parallel.max, 2, "maxParallelImagePulls 2: two at once, never three");
     assert.equal(parallel.calls, 3);
-    assert.ok((parallel.waits[0] ?? 1) < 200, "the first two did not wait");
+    assert.ok(
+      (parallel.waits[2] ?? 0) >= 200 && (parallel.waits[1] ?? 0) < (parallel.waits[2] ?? 0),
+      `only the third waited for a slot: ${parallel.waits}`,
+    );
     for (const prefix of ["serial", "parallel"])
       assert.equal((await ctrRefs(`${r.host}/${prefix}/`)).filter((ref) => ref.endsWith(":v1")).length, 3);
   });
@@ -628,7 +631,10 @@ describe("the image manager in front of containerd, compared with kpull's store"
         removed: g.removed.map((x) => `${x.names.join(",")} ${x.reason} ${x.size}`),
         // containerd also holds the other tests' images: first seen by this GC, they are too young
         // (imageMinimumGCAge counts from firstDetected, as in the kubelet after a restart).
-        skipped: g.skipped.filter(ours).map((x) => `${x.names.join(",")} ${x.reason}`),
+        skipped: g.skipped
+          .filter(ours)
+          .map((x) => `${x.names.join(",")} ${x.reason}`)
+          .sort(),
         others: [...new Set(g.skipped.filter((x) => !ours(x)).map((x) => x.reason))],
         freedBySpacePass: g.freedBySpacePass,
         ok: g.ok,

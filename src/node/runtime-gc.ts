@@ -100,7 +100,10 @@ export async function garbageCollectRuntime(
   const listed = await service.listImages();
   const fs = (await service.imageFsInfo())[0];
   const disk = options.disk ?? diskOf(fs);
-  const byId = new Map<string, Image>(listed.map((i) => [i.id, i]));
+  // ListImages comes in the runtime's map order; sorted by ID, reports are the same from run to run.
+  const byId = new Map<string, Image>(
+    [...listed].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((i) => [i.id, i]),
+  );
 
   const { plan, previousFailed } = await updateRuntimeImages(state, async (records) => {
     const leases = await state.activeLeases();
