@@ -10,13 +10,13 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import {
   DEFAULT_GC_POLICY,
   type DiskUsage,
-  diskPressure,
   type GcEvent,
   type GcImage,
   type GcImageReport,
   type GcPlan,
   type GcPolicy,
   type GcSkipReason,
+  gcOutcome,
   planImageGc,
   type Store,
 } from "../store/index.ts";
@@ -164,21 +164,7 @@ export async function garbageCollectRuntime(
     const names = image ? imageNames(image).map((n) => n.name) : [];
     return { id, names: names.length > 0 ? names : [id], size: image?.size ?? 0 };
   };
-  const events: GcEvent[] = [];
-  if (plan.failure !== null) {
-    events.push({ type: "Warning", reason: plan.failure.code, message: plan.failure.message });
-    if (previousFailed)
-      events.push({ type: "Warning", reason: "ImageGCFailed", message: plan.failure.message });
-  }
-  const capacity = Math.trunc(disk.capacity);
-  let usagePercent = plan.usagePercent;
-  if (plan.disabled) {
-    try {
-      usagePercent = diskPressure(disk, policy).usagePercent;
-    } catch {
-      usagePercent = 0;
-    }
-  }
+  const { events, capacity, usagePercent } = gcOutcome(plan, disk, policy, previousFailed);
   return {
     dryRun,
     disabled: plan.disabled,

@@ -267,6 +267,31 @@ export interface GcEvent {
   readonly message: string;
 }
 
+/** What a GC run reports whatever the backend: the kubelet's events (a second failing run in a row adds
+ * ImageGCFailed) and the usage figure (computed even when image GC is disabled, for the report). */
+export function gcOutcome(
+  plan: GcPlan,
+  disk: DiskUsage,
+  policy: GcPolicy,
+  previousFailed: boolean,
+): { events: GcEvent[]; capacity: number; usagePercent: number } {
+  const events: GcEvent[] = [];
+  if (plan.failure !== null) {
+    events.push({ type: "Warning", reason: plan.failure.code, message: plan.failure.message });
+    if (previousFailed)
+      events.push({ type: "Warning", reason: "ImageGCFailed", message: plan.failure.message });
+  }
+  let usagePercent = plan.usagePercent;
+  if (plan.disabled) {
+    try {
+      usagePercent = diskPressure(disk, policy).usagePercent;
+    } catch {
+      usagePercent = 0; // capacity 0: nothing to report, and image GC is off anyway
+    }
+  }
+  return { events, capacity: Math.trunc(disk.capacity), usagePercent };
+}
+
 export interface GcImageReport {
   readonly id: string;
   readonly names: readonly string[];
@@ -370,21 +395,7 @@ export async function garbageCollect(store: Store, options: GcOptions = {}): Pro
     const group = groups.get(id) ?? [];
     return { id, names: group.map((r) => r.name), size: Math.max(0, ...group.map((r) => r.size)) };
   };
-  const events: GcEvent[] = [];
-  if (plan.failure !== null) {
-    events.push({ type: "Warning", reason: plan.failure.code, message: plan.failure.message });
-    if (previousFailed)
-      events.push({ type: "Warning", reason: "ImageGCFailed", message: plan.failure.message });
-  }
-  const capacity = Math.trunc(disk.capacity);
-  let usagePercent = plan.usagePercent;
-  if (plan.disabled) {
-    try {
-      usagePercent = diskPressure(disk, policy).usagePercent;
-    } catch {
-      usagePercent = 0; // capacity 0: nothing to report, and image GC is off anyway
-    }
-  }
+  const { events, capacity, usagePercent } = gcOutcome(plan, disk, policy, previousFailed);
   return {
     dryRun,
     disabled: plan.disabled,

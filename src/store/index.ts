@@ -17,7 +17,7 @@ export { parseDuration } from "./duration.ts";
 export type { StoreErrorCode } from "./errors.ts";
 export { StoreError } from "./errors.ts";
 export type { GcEvent, GcImageReport, GcOptions, GcReport, SweepOptions, SweepReport } from "./gc.ts";
-export { DEFAULT_INGEST_MAX_AGE_MS, statfsUsage } from "./gc.ts";
+export { DEFAULT_INGEST_MAX_AGE_MS, gcOutcome, statfsUsage } from "./gc.ts";
 export type { DiskUsage, GcImage, GcPlan, GcPolicy, GcRemoval, GcSkipReason, PlanInput } from "./gc-plan.ts";
 export { DEFAULT_GC_POLICY, diskPressure, evictionOrder, planImageGc, validateGcPolicy } from "./gc-plan.ts";
 export type { StoreInfo, StorePaths } from "./layout.ts";
