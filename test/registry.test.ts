@@ -17,11 +17,10 @@ import {
   RegistryError,
 } from "../src/registry/index.ts";
 import {
-  authorizationFor,
   MEDIA,
-  pushManifest,
   type RunningRegistry,
   seedImage,
+  seedIndex,
   sha256,
   startProxy,
   type TestImage,
@@ -68,37 +67,6 @@ function bigLayerImage(): TestImage {
     Array.from({ length: 16_384 }, (_, i) => createHash("sha256").update(`kpull-${i}`).digest()),
   );
   return tinyImage({ layers: [{ "noise.bin": noise }] });
-}
-
-async function seedIndex(
-  registry: RunningRegistry,
-  repo: string,
-  tag: string,
-): Promise<Record<string, TestImage>> {
-  const images = {
-    amd64: tinyImage({ architecture: "amd64", layers: [{ "arch.txt": "amd64\n" }] }),
-    arm64: tinyImage({ architecture: "arm64", layers: [{ "arch.txt": "arm64\n" }] }),
-  };
-  const authorization = await authorizationFor(registry, repo, ["pull", "push"]);
-  for (const [arch, image] of Object.entries(images)) await seedImage(registry, repo, `only-${arch}`, image);
-  const index = {
-    schemaVersion: 2,
-    mediaType: MediaType.ociIndex,
-    manifests: Object.entries(images).map(([arch, image]) => ({
-      mediaType: image.manifest.mediaType,
-      digest: image.manifest.digest,
-      size: image.manifest.bytes.byteLength,
-      platform: { os: "linux", architecture: arch, ...(arch === "arm64" ? { variant: "v8" } : {}) },
-    })),
-  };
-  await pushManifest(
-    registry,
-    repo,
-    tag,
-    { mediaType: MediaType.ociIndex, bytes: Buffer.from(JSON.stringify(index)) },
-    authorization,
-  );
-  return images;
 }
 
 describe("registry client without auth", () => {

@@ -14,11 +14,9 @@ import { run } from "../src/cli/index.ts";
 import { CredentialStore, MediaType, parsePlatform, RegistryClient } from "../src/registry/index.ts";
 import { Store } from "../src/store/index.ts";
 import {
-  authorizationFor,
-  pushManifest,
-  type RunningRegistry,
   requireTool,
   seedImage,
+  seedIndex,
   startProxy,
   type TestImage,
   tinyImage,
@@ -352,34 +350,3 @@ describe("kpull images, rmi, verify, gc (CLI on a store the library pulled into)
     assert.equal((await cli(["gc", "--min-age", "soon", "--root", root])).code, 2);
   });
 });
-
-async function seedIndex(
-  registry: RunningRegistry,
-  repo: string,
-  tag: string,
-): Promise<{ amd64: TestImage; arm64: TestImage }> {
-  const images = {
-    amd64: tinyImage({ architecture: "amd64", layers: [{ "arch.txt": "amd64\n" }] }),
-    arm64: tinyImage({ architecture: "arm64", layers: [{ "arch.txt": "arm64\n" }] }),
-  };
-  const authorization = await authorizationFor(registry, repo, ["pull", "push"]);
-  for (const [arch, image] of Object.entries(images)) await seedImage(registry, repo, `only-${arch}`, image);
-  const index = {
-    schemaVersion: 2,
-    mediaType: MediaType.ociIndex,
-    manifests: Object.entries(images).map(([arch, image]) => ({
-      mediaType: image.manifest.mediaType,
-      digest: image.manifest.digest,
-      size: image.manifest.bytes.byteLength,
-      platform: { os: "linux", architecture: arch, ...(arch === "arm64" ? { variant: "v8" } : {}) },
-    })),
-  };
-  await pushManifest(
-    registry,
-    repo,
-    tag,
-    { mediaType: MediaType.ociIndex, bytes: Buffer.from(JSON.stringify(index)) },
-    authorization,
-  );
-  return images;
-}

@@ -201,3 +201,37 @@ export async function seedImage(
   for (const b of [image.config, ...image.layers]) await pushBlob(registry, repo, b, authorization);
   await pushManifest(registry, repo, tag, image.manifest, authorization);
 }
+
+/** A two-platform OCI index (linux/amd64 and linux/arm64/v8, tagged `only-<arch>` too) seeded under `tag`,
+ * without going through kpull's client, so client tests read something kpull did not write. */
+export async function seedIndex(
+  registry: RunningRegistry,
+  repo: string,
+  tag: string,
+): Promise<{ amd64: TestImage; arm64: TestImage }> {
+  const images = {
+    amd64: tinyImage({ architecture: "amd64", layers: [{ "arch.txt": "amd64\n" }] }),
+    arm64: tinyImage({ architecture: "arm64", layers: [{ "arch.txt": "arm64\n" }] }),
+  };
+  const authorization = await authorizationFor(registry, repo, ["pull", "push"]);
+  for (const [arch, image] of Object.entries(images)) await seedImage(registry, repo, `only-${arch}`, image);
+  const indexType = "application/vnd.oci.image.index.v1+json";
+  const index = {
+    schemaVersion: 2,
+    mediaType: indexType,
+    manifests: Object.entries(images).map(([arch, image]) => ({
+      mediaType: image.manifest.mediaType,
+      digest: image.manifest.digest,
+      size: image.manifest.bytes.byteLength,
+      platform: { os: "linux", architecture: arch, ...(arch === "arm64" ? { variant: "v8" } : {}) },
+    })),
+  };
+  await pushManifest(
+    registry,
+    repo,
+    tag,
+    { mediaType: indexType, bytes: Buffer.from(JSON.stringify(index)) },
+    authorization,
+  );
+  return images;
+}

@@ -12,6 +12,7 @@ export {
   pushBlob,
   pushManifest,
   seedImage,
+  seedIndex,
   sha256,
   tarOf,
   tinyImage,
