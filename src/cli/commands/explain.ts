@@ -53,18 +53,8 @@ export interface ExplainedContainer {
   column: number | null;
 }
 
-interface Subject {
-  file: string | null;
-  kind: string | null;
-  namespace: string | null;
-  name: string | null;
-  containerType: ContainerType;
-  container: string | null;
-  image: string | null;
-  pullPolicy: string | null;
-  line: number | null;
-  column: number | null;
-}
+/** What is explained: an image with where it sits; the rest of ExplainedContainer is derived. */
+type Subject = Omit<ExplainedContainer, "effectivePullPolicy" | "reason" | "pinned" | "onStart" | "notes">;
 
 export function explainSubject(subject: Subject): ExplainedContainer {
   const image = subject.image ?? "";
