@@ -2,7 +2,8 @@
 // `kubectl kustomize` where kubectl is installed), the objects reference each other consistently (Service,
 // Deployment, PDB, webhooks, Secret, Certificate, ConfigMap, the flags of kpull serve), the webhook
 // configurations say what docs/admission.md says, the manifests pass `kpull check` themselves, and
-// self-signed/gen-certs.sh makes certificates the server can serve and the API server would accept.
+// self-signed/gen-certs.sh makes certificates the server can serve and the API server would accept, and
+// installs or rotates them in the right order.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -17,11 +18,11 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 import tls from "node:tls";
-import { parseAllDocuments } from "yaml";
+import { parseAllDocuments, stringify } from "yaml";
 import {
   AdmissionHandler,
   AdmissionMetrics,
@@ -307,7 +308,7 @@ describe("deploy/", () => {
     assert.match(res.out, /^No findings/m);
   });
 
-  it("self-signed/gen-certs.sh: a CA and a serving certificate the API server would accept; --apply writes the Secret and caBundle", async () => {
+  it("self-signed/gen-certs.sh: a CA and a serving certificate the API server would accept; --install and --apply put them in place", async () => {
     const objects = built["self-signed"];
     const svc = find(objects, "Service");
     const ns = svc.metadata.namespace;
@@ -356,24 +357,72 @@ describe("deploy/", () => {
       await server.shutdown();
     }
 
-    // --apply with a stand-in kubectl that records what it is asked to do.
+    // --install and --apply with a stand-in kubectl that records what it is asked to do; its `kustomize`
+    // prints our build of the overlay.
     const bin = join(dir, "bin");
     const log = join(dir, "kubectl.log");
+    const rendered = join(dir, "rendered.yaml");
+    writeFileSync(rendered, objects.map((o) => stringify(o)).join("---\n"));
     execFileSync("mkdir", ["-p", bin]);
     writeFileSync(
       join(bin, "kubectl"),
-      `#!/bin/sh\necho "kubectl $*" >> ${log}\nif [ "$1" = apply ]; then cat >> ${log}; fi\n`,
+      `#!/bin/sh\necho "kubectl $*" >> ${log}\nif [ "$1" = kustomize ]; then cat ${rendered}; fi\nif [ "$1" = apply ] && [ "$3" = - ]; then cat > ${log}.$$.stdin; fi\n`,
     );
     chmodSync(join(bin, "kubectl"), 0o755);
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+    const secretName = find(objects, "Deployment").spec.template.spec.volumes.find((v: K8s) => v.secret)
+      .secret.secretName;
+    const vwc = find(objects, "ValidatingWebhookConfiguration").metadata.name;
+    const mwc = find(objects, "MutatingWebhookConfiguration").metadata.name;
+
+    execFileSync("bash", [script, "--out", join(dir, "installed"), "--install"], {
+      encoding: "utf8",
+      env,
+      timeout: 60_000,
+    });
+    const installed = readFileSync(log, "utf8");
+    const installBundle = readFileSync(join(dir, "installed", "ca.crt")).toString("base64");
+    const steps = installed.split("\n").filter((l) => l.startsWith("kubectl "));
+    assert.match(
+      steps[0] ?? "",
+      /^kubectl apply -f .*deploy\/self-signed\/\.\.\/base\/namespace\.yaml$/,
+      "the namespace first",
+    );
+    // The commands of a pipeline start together: their order in the log is not fixed.
+    const secretLine = new RegExp(
+      `^kubectl -n ${ns} create secret tls ${secretName} --cert=.*tls\\.crt --key=.*tls\\.key --dry-run=client -o yaml$`,
+    );
+    assert.ok(
+      steps.slice(1, 3).some((l) => secretLine.test(l)),
+      "then the Secret",
+    );
+    assert.ok(
+      steps.slice(3).some((l) => /^kubectl kustomize .*deploy\/self-signed$/.test(l)),
+      "then the overlay",
+    );
+    // What the last `kubectl apply -f -` read (each stand-in run keeps its stdin in a file of its own).
+    const appliedText = readdirSync(dir)
+      .filter((f) => f.endsWith(".stdin"))
+      .map((f) => readFileSync(join(dir, f), "utf8"))
+      .find((t) => t.includes("ValidatingWebhookConfiguration"));
+    assert.ok(appliedText !== undefined, "the overlay was applied");
+    const applied = parseYaml(appliedText, "applied");
+    assert.equal(applied.length, objects.length);
+    for (const kind of ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"])
+      assert.equal(
+        find(applied, kind).webhooks[0].clientConfig.caBundle,
+        installBundle,
+        `${kind} created with its CA`,
+      );
+
+    writeFileSync(log, "");
     execFileSync("bash", [script, "--out", join(dir, "applied"), "--apply"], {
       encoding: "utf8",
-      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      env,
       timeout: 60_000,
     });
     const calls = readFileSync(log, "utf8");
     const bundle = readFileSync(join(dir, "applied", "ca.crt")).toString("base64");
-    const secretName = find(objects, "Deployment").spec.template.spec.volumes.find((v: K8s) => v.secret)
-      .secret.secretName;
     assert.match(
       calls,
       new RegExp(
@@ -381,8 +430,6 @@ describe("deploy/", () => {
       ),
     );
     assert.match(calls, /kubectl apply -f -/);
-    const vwc = find(objects, "ValidatingWebhookConfiguration").metadata.name;
-    const mwc = find(objects, "MutatingWebhookConfiguration").metadata.name;
     for (const [kind, name] of [
       ["validatingwebhookconfiguration", vwc],
       ["mutatingwebhookconfiguration", mwc],
@@ -403,6 +450,5 @@ describe("deploy/", () => {
       ) as K8s;
       assert.equal(patched.webhooks[0].clientConfig.caBundle, bundle);
     }
-    assert.ok(existsSync(dirname(log)));
   });
 });

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Serving certificate for the kpull webhook on clusters without cert-manager: a self-signed CA and a
-# certificate for the Service's DNS names, made with openssl; with --apply, the kpull-webhook-tls Secret is
-# created (or replaced) and the CA is written into the caBundle of both webhook configurations.
+# certificate for the Service's DNS names, made with openssl.
 #
 #   ./gen-certs.sh [--namespace kpull-system] [--service kpull-webhook] [--secret kpull-webhook-tls]
-#                  [--webhook-config kpull] [--days 365] [--out DIR] [--apply]
+#                  [--webhook-config kpull] [--days 365] [--out DIR] [--ca-cert FILE --ca-key FILE]
+#                  [--install | --apply]
 #
-# Without --apply it only writes DIR/{ca.crt,ca.key,tls.crt,tls.key} (default: ./kpull-certs) and prints
-# the caBundle. Re-run with --apply to rotate: kpull serve re-reads the Secret when the kubelet updates the
-# mounted files (up to a minute or so), without a restart. Keep ca.key out of version control; the next
-# run makes a new CA unless --ca-cert/--ca-key name an existing one.
+# Alone it writes DIR/{ca.crt,ca.key,tls.crt,tls.key} (default: ./kpull-certs) and prints the caBundle.
+# --install  first install: the namespace, the kpull-webhook-tls Secret, then this overlay with the CA
+#            already in both webhook configurations' caBundle (no moment where they exist without it).
+# --apply    rotation: replace the Secret and patch caBundle in the existing configurations. kpull serve
+#            re-reads the Secret when the kubelet updates the mounted files, without a restart.
+# Keep ca.key out of version control; each run makes a new CA unless --ca-cert/--ca-key name one.
 set -euo pipefail
 
 namespace=kpull-system
@@ -19,10 +21,11 @@ webhook_config=kpull
 days=365
 out=./kpull-certs
 apply=false
+install=false
 ca_cert=""
 ca_key=""
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,6 +38,7 @@ while [ $# -gt 0 ]; do
     --ca-cert) ca_cert="$2"; shift 2 ;;
     --ca-key) ca_key="$2"; shift 2 ;;
     --apply) apply=true; shift ;;
+    --install) install=true; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "gen-certs.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -73,15 +77,26 @@ openssl verify -CAfile "$out/ca.crt" "$out/tls.crt" >/dev/null
 ca_bundle=$(base64 < "$out/ca.crt" | tr -d '\n')
 echo "certificates written to $out (CA: ca.crt, serving: tls.crt, tls.key)"
 
-if [ "$apply" != true ]; then
+if [ "$apply" != true ] && [ "$install" != true ]; then
   echo "caBundle: $ca_bundle"
-  echo "run again with --apply to create the Secret and patch the webhook configurations"
+  echo "run again with --install (first time) or --apply (rotation) to put them in the cluster"
   exit 0
 fi
 
-command -v kubectl >/dev/null || { echo "gen-certs.sh: --apply needs kubectl" >&2; exit 1; }
+command -v kubectl >/dev/null || { echo "gen-certs.sh: --install and --apply need kubectl" >&2; exit 1; }
+here=$(cd "$(dirname "$0")" && pwd)
+if [ "$install" = true ]; then
+  kubectl apply -f "$here/../base/namespace.yaml"
+fi
 kubectl -n "$namespace" create secret tls "$secret" --cert="$out/tls.crt" --key="$out/tls.key" \
   --dry-run=client -o yaml | kubectl apply -f -
+if [ "$install" = true ]; then
+  # Each webhook's clientConfig gets the CA before the configuration is created.
+  kubectl kustomize "$here" | sed "s/^\( *\)clientConfig:\$/&\\
+\1  caBundle: ${ca_bundle}/" | kubectl apply -f -
+  echo "installed: Secret $namespace/$secret and the overlay $here with the CA in caBundle"
+  exit 0
+fi
 patch="[{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/caBundle\",\"value\":\"${ca_bundle}\"}]"
 kubectl patch validatingwebhookconfiguration "$webhook_config" --type=json -p "$patch"
 kubectl patch mutatingwebhookconfiguration "$webhook_config" --type=json -p "$patch"
