@@ -3,110 +3,156 @@
 
 import { readFileSync } from "node:fs";
 import { UsageError } from "./args.ts";
-import { exportCommand, exportHelp, importCommand, importHelp } from "./commands/archive.ts";
-import { checkCommand, checkHelp } from "./commands/check.ts";
-import { copyCommand, copyHelp } from "./commands/copy.ts";
-import { explainCommand, explainHelp } from "./commands/explain.ts";
-import { fixCommand, fixHelp } from "./commands/fix.ts";
-import { gcCommand, gcHelp } from "./commands/gc.ts";
-import { imagesCommand, imagesHelp } from "./commands/images.ts";
-import { manifestCommand, manifestHelp } from "./commands/manifest.ts";
-import { pinCommand, pinHelp } from "./commands/pin.ts";
-import { prepullCommand, prepullHelp } from "./commands/prepull.ts";
-import { pullCommand, pullHelp } from "./commands/pull.ts";
-import { refCommand, refHelp } from "./commands/ref.ts";
-import { resolveCommand, resolveHelp } from "./commands/resolve.ts";
-import { rmiCommand, rmiHelp } from "./commands/rmi.ts";
-import { runtimeCommand, runtimeHelp } from "./commands/runtime.ts";
-import { serveCommand, serveHelp } from "./commands/serve.ts";
-import { startCommand, startHelp } from "./commands/start.ts";
-import { verifyCommand, verifyHelp } from "./commands/verify.ts";
 import { type CliIo, ExitCode, processIo } from "./io.ts";
 
 export type { CliIo } from "./io.ts";
 export { ExitCode, processIo } from "./io.ts";
 
-interface Command {
-  readonly summary: string;
+interface LoadedCommand {
   readonly help: string;
   readonly run: (argv: readonly string[], io: CliIo) => number | Promise<number>;
 }
 
+/** A command's module is imported only when that command runs (or its help is asked for): `kpull
+ * --version` loads none of them, `kpull pull` only what pulling needs. */
+interface Command {
+  readonly summary: string;
+  readonly load: () => Promise<LoadedCommand>;
+}
+
 const COMMANDS: Record<string, Command> = {
-  ref: { summary: "Parse image references as Kubernetes does", help: refHelp, run: refCommand },
+  ref: {
+    summary: "Parse image references as Kubernetes does",
+    load: async () => {
+      const m = await import("./commands/ref.ts");
+      return { help: m.refHelp, run: m.refCommand };
+    },
+  },
   explain: {
     summary: "Explain the effective pull policy of images or manifests",
-    help: explainHelp,
-    run: explainCommand,
+    load: async () => {
+      const m = await import("./commands/explain.ts");
+      return { help: m.explainHelp, run: m.explainCommand };
+    },
   },
   resolve: {
     summary: "Resolve an image to its digest with one HEAD",
-    help: resolveHelp,
-    run: resolveCommand,
+    load: async () => {
+      const m = await import("./commands/resolve.ts");
+      return { help: m.resolveHelp, run: m.resolveCommand };
+    },
   },
   manifest: {
     summary: "Print a manifest as the registry serves it, verified",
-    help: manifestHelp,
-    run: manifestCommand,
+    load: async () => {
+      const m = await import("./commands/manifest.ts");
+      return { help: m.manifestHelp, run: m.manifestCommand };
+    },
   },
   check: {
     summary: "Check manifests' images and pull policies against a cluster policy (CI)",
-    help: checkHelp,
-    run: checkCommand,
+    load: async () => {
+      const m = await import("./commands/check.ts");
+      return { help: m.checkHelp, run: m.checkCommand };
+    },
   },
   fix: {
     summary: "Set imagePullPolicy so the mode holds, keeping the YAML as written",
-    help: fixHelp,
-    run: fixCommand,
+    load: async () => {
+      const m = await import("./commands/fix.ts");
+      return { help: m.fixHelp, run: m.fixCommand };
+    },
   },
   pin: {
     summary: "Pin image tags to digests, with a lock file; verify that pinned tags have not moved",
-    help: pinHelp,
-    run: pinCommand,
+    load: async () => {
+      const m = await import("./commands/pin.ts");
+      return { help: m.pinHelp, run: m.pinCommand };
+    },
   },
   serve: {
     summary: "Serve the admission webhook that enforces the same policy in the cluster",
-    help: serveHelp,
-    run: serveCommand,
+    load: async () => {
+      const m = await import("./commands/serve.ts");
+      return { help: m.serveHelp, run: m.serveCommand };
+    },
   },
   pull: {
     summary: "Ensure an image on this node under a pull policy, as the kubelet does",
-    help: pullHelp,
-    run: pullCommand,
+    load: async () => {
+      const m = await import("./commands/pull.ts");
+      return { help: m.pullHelp, run: m.pullCommand };
+    },
   },
   prepull: {
     summary: "Pre-pull and pin the images manifests use, for imagePullPolicy: Never",
-    help: prepullHelp,
-    run: prepullCommand,
+    load: async () => {
+      const m = await import("./commands/prepull.ts");
+      return { help: m.prepullHelp, run: m.prepullCommand };
+    },
   },
   export: {
     summary: "Write images from the node's store into an OCI archive",
-    help: exportHelp,
-    run: exportCommand,
+    load: async () => {
+      const m = await import("./commands/archive.ts");
+      return { help: m.exportHelp, run: m.exportCommand };
+    },
   },
   import: {
     summary: "Import an OCI archive's images into the node's store, verified",
-    help: importHelp,
-    run: importCommand,
+    load: async () => {
+      const m = await import("./commands/archive.ts");
+      return { help: m.importHelp, run: m.importCommand };
+    },
   },
   copy: {
     summary: "Copy images between a registry and an OCI layout directory, verified",
-    help: copyHelp,
-    run: copyCommand,
+    load: async () => {
+      const m = await import("./commands/copy.ts");
+      return { help: m.copyHelp, run: m.copyCommand };
+    },
   },
   start: {
     summary: "Start pods' images on this node as the kubelet would (order, policies, events, secrets)",
-    help: startHelp,
-    run: startCommand,
+    load: async () => {
+      const m = await import("./commands/start.ts");
+      return { help: m.startHelp, run: m.startCommand };
+    },
   },
-  images: { summary: "List the images in the node's store", help: imagesHelp, run: imagesCommand },
-  rmi: { summary: "Remove images from the node's store", help: rmiHelp, run: rmiCommand },
-  verify: { summary: "Re-hash the node's store and report damage", help: verifyHelp, run: verifyCommand },
-  gc: { summary: "Garbage-collect the node's store as the kubelet does", help: gcHelp, run: gcCommand },
+  images: {
+    summary: "List the images in the node's store",
+    load: async () => {
+      const m = await import("./commands/images.ts");
+      return { help: m.imagesHelp, run: m.imagesCommand };
+    },
+  },
+  rmi: {
+    summary: "Remove images from the node's store",
+    load: async () => {
+      const m = await import("./commands/rmi.ts");
+      return { help: m.rmiHelp, run: m.rmiCommand };
+    },
+  },
+  verify: {
+    summary: "Re-hash the node's store and report damage",
+    load: async () => {
+      const m = await import("./commands/verify.ts");
+      return { help: m.verifyHelp, run: m.verifyCommand };
+    },
+  },
+  gc: {
+    summary: "Garbage-collect the node's store as the kubelet does",
+    load: async () => {
+      const m = await import("./commands/gc.ts");
+      return { help: m.gcHelp, run: m.gcCommand };
+    },
+  },
   runtime: {
     summary: "Ask a CRI runtime (containerd) for its name, version and image filesystem usage",
-    help: runtimeHelp,
-    run: runtimeCommand,
+    load: async () => {
+      const m = await import("./commands/runtime.ts");
+      return { help: m.runtimeHelp, run: m.runtimeCommand };
+    },
   },
 };
 
@@ -156,7 +202,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo()): Pro
     const topic = name === "help" ? rest[0] : undefined;
     const command = topic === undefined ? undefined : COMMANDS[topic];
     if (topic !== undefined && command === undefined) return usageError(io, `unknown command "${topic}"`);
-    io.stdout.write(command?.help ?? mainHelp());
+    io.stdout.write(command === undefined ? mainHelp() : (await command.load()).help);
     return ExitCode.ok;
   }
   if (name === "--version" || name === "version") {
@@ -166,8 +212,9 @@ export async function run(argv: readonly string[], io: CliIo = processIo()): Pro
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (command === undefined)
     return usageError(io, `unknown command "${name}" for "kpull" (see 'kpull --help')`);
+  const { run: runCommand } = await command.load();
   try {
-    return await command.run(rest, io);
+    return await runCommand(rest, io);
   } catch (error) {
     if (error instanceof UsageError) return usageError(io, `${error.message} (see 'kpull ${name} --help')`);
     const coded = error as { code?: unknown; message?: unknown };

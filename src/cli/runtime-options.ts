@@ -3,7 +3,7 @@
 // kpull's own state for that runtime (back-off, KEP-2535 records, leases of started pods, pins, GC
 // bookkeeping) lives under the root, in a directory per endpoint (src/node/runtime-state.ts).
 
-import { CriImageService } from "../cri/index.ts";
+import type { CriImageService } from "../cri/index.ts";
 import { openRuntimeState } from "../node/index.ts";
 import { Store } from "../store/index.ts";
 import { rootFrom } from "./commands/store-options.ts";
@@ -59,6 +59,8 @@ export async function openBackend(
       throw error;
     }
   }
+  // gRPC and protobuf (about 120 modules) load only when a runtime is used.
+  const { CriImageService } = await import("../cri/index.ts");
   const runtime = await CriImageService.connect(endpoint);
   try {
     const store = await openRuntimeState(rootFrom(values, io), runtime.url, {

@@ -1,6 +1,7 @@
 // Flags and formatting shared by the store commands (images, rmi, verify, gc, pull).
 
-import { stringify } from "yaml";
+import { createRequire } from "node:module";
+import type * as Yaml from "yaml";
 import { Store, storeRoot } from "../../store/index.ts";
 import type { OutputFormat } from "../args.ts";
 import type { CliIo } from "../io.ts";
@@ -23,7 +24,9 @@ export function openExisting(values: { root?: string | undefined }, io: CliIo): 
 }
 
 export function writeStructured(io: CliIo, format: OutputFormat, value: unknown): void {
-  if (format === "yaml") io.stdout.write(stringify(value));
+  // yaml is loaded only for -o yaml (it is 72 modules; JSON and text need none of it).
+  if (format === "yaml")
+    io.stdout.write((createRequire(import.meta.url)("yaml") as typeof Yaml).stringify(value));
   else io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 

@@ -5,13 +5,18 @@
  * duration expires; exec failures yield no credentials and a warning, as in the kubelet.
  */
 
+import { createRequire } from "node:module";
 import { join } from "node:path";
-import { parseAllDocuments } from "yaml";
+import type * as Yaml from "yaml";
 import { isPlainObject, jsonType } from "./dockerconfig.ts";
 import { parseGoDuration } from "./duration.ts";
 import { CredentialError } from "./errors.ts";
 import { run } from "./exec.ts";
 import { isValidMatchImage, urlsMatch } from "./keyring.ts";
+
+// yaml (72 modules, about 20 ms to load) is needed only when such a file is read: loaded then, not at start-up.
+const load = createRequire(import.meta.url);
+const yaml = (): typeof Yaml => load("yaml") as typeof Yaml;
 
 export const CONFIG_API_VERSIONS = new Set([
   "kubelet.config.k8s.io/v1",
@@ -58,7 +63,7 @@ function stringList(v: unknown, file: string, where: string): string[] {
 
 /** Decodes and validates a CredentialProviderConfig the way the kubelet does at start-up. */
 export function decodeCredentialProviderConfig(text: string, file: string): ProviderConfig[] {
-  const docs = parseAllDocuments(text, { prettyErrors: true });
+  const docs = yaml().parseAllDocuments(text, { prettyErrors: true });
   const all = Array.isArray(docs) ? docs : [];
   for (const d of all) {
     const err = d.errors[0];

@@ -6,7 +6,8 @@
  * warning, since here a person named the file); malformed content fails with a CredentialError naming the file.
  */
 
-import { parseAllDocuments } from "yaml";
+import { createRequire } from "node:module";
+import type * as Yaml from "yaml";
 import type { CredentialSource } from "./credential.ts";
 import {
   type AuthEntry,
@@ -19,6 +20,10 @@ import {
 } from "./dockerconfig.ts";
 import { CredentialError } from "./errors.ts";
 import { parseJSONQuietly } from "./files.ts";
+
+// yaml (72 modules, about 20 ms to load) is needed only when such a file is read: loaded then, not at start-up.
+const load = createRequire(import.meta.url);
+const yaml = (): typeof Yaml => load("yaml") as typeof Yaml;
 
 export const SECRET_TYPE_DOCKER_CONFIG_JSON = "kubernetes.io/dockerconfigjson";
 export const SECRET_TYPE_DOCKERCFG = "kubernetes.io/dockercfg";
@@ -181,7 +186,7 @@ function fromObject(obj: unknown, ctx: Ctx, out: SecretEntries[], depth = 0): vo
 export function decodePullSecretText(text: string, file: string, warn: Warn): SecretEntries[] {
   const ctx: Ctx = { file, label: file, warn };
   const out: SecretEntries[] = [];
-  const docs = parseAllDocuments(text, { uniqueKeys: false, prettyErrors: true });
+  const docs = yaml().parseAllDocuments(text, { uniqueKeys: false, prettyErrors: true });
   const list = Array.isArray(docs) ? docs : [];
   list.forEach((doc, n) => {
     const err = doc.errors[0];
