@@ -1,17 +1,18 @@
-// One HTTP layer for every registry request: per-host keep-alive pools with bounded connections, auth
-// (anonymous, Basic, Bearer with a per-scope token cache), manual redirects that never carry credentials to
-// another host, and retries with exponential back-off, jitter and Retry-After. Bodies are never decoded, so
-// digests are computed over the bytes exactly as served.
+// One HTTP layer for every registry request: per-host keep-alive pools with bounded connections (Node's
+// http/https under an undici-shaped Agent, see transport.ts), auth (anonymous, Basic, Bearer with a
+// per-scope token cache), manual redirects that never carry credentials to another host, and retries with
+// exponential back-off, jitter and Retry-After. Bodies are never decoded, so digests are computed over the
+// bytes exactly as served.
 
 import { Buffer } from "node:buffer";
 import { setTimeout as sleep } from "node:timers/promises";
-import { getCACertificates } from "node:tls";
-import { Agent, type Dispatcher, request } from "undici";
+import type * as Tls from "node:tls";
 import { type Challenge, pickChallenge } from "./challenge.ts";
 import { type Credential, credentialHash } from "./credentials/index.ts";
 import { errorFromResponse, RegistryError } from "./errors.ts";
 import type { RegistryHost } from "./hosts/index.ts";
 import { type HttpMethod, parseRateLimit, type RequestStats } from "./stats.ts";
+import { Agent, type Dispatcher, type ResponseBody, request } from "./transport.ts";
 
 export interface HttpOptions {
   readonly userAgent: string;
@@ -49,7 +50,7 @@ export interface HttpRequest {
 export interface HttpResponse {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: Dispatcher.ResponseData["body"];
+  readonly body: ResponseBody;
   /** The URL that finally answered (after redirects). */
   readonly url: string;
 }
@@ -71,6 +72,11 @@ const MAX_RETRY_AFTER_MS = 60_000;
 const MAX_TOKEN_BODY = 1024 * 1024;
 /** Refresh a token this long before it expires. */
 const TOKEN_MARGIN_MS = 5_000;
+
+/** The system's CA certificates; node:tls (about 15 ms to load) is needed only for a host with its own CA. */
+function systemCertificates(): string[] {
+  return (process.getBuiltinModule("node:tls") as typeof Tls).getCACertificates("default");
+}
 
 export function header(headers: HttpResponse["headers"], name: string): string | undefined {
   const v = headers[name.toLowerCase()];
@@ -164,7 +170,7 @@ export class HttpClient {
         connect: {
           timeout: host?.dialTimeoutMs ?? this.#options.headersTimeoutMs,
           // containerd appends configured CAs to the system pool; Node's `ca` replaces it, so add both.
-          ...(tls && tls.ca.length > 0 ? { ca: [...getCACertificates("default"), ...tls.ca] } : {}),
+          ...(tls && tls.ca.length > 0 ? { ca: [...systemCertificates(), ...tls.ca] } : {}),
           ...(tls?.cert ? { cert: tls.cert } : {}),
           ...(tls?.key ? { key: tls.key } : {}),
           ...(tls?.skipVerify ? { rejectUnauthorized: false } : {}),
