@@ -423,16 +423,20 @@ export class Repository {
   /** Streams a blob, verifying size and digest as bytes arrive. Resumes with `Range` after a dropped or
    * stalled connection. `offset`/`hash` continue a partial download whose first `offset` bytes were
    * already hashed into `hash`. The final chunk is yielded only after the digest checks out, so a consumer
-   * that commits on completion never commits unverified bytes. */
+   * that commits on completion never commits unverified bytes.
+   *
+   * `verify: false` is for a consumer that hashes every byte itself and checks the digest before anything
+   * becomes visible (the store's ingest does): the bytes are then hashed once, not twice, and chunks are
+   * yielded as they arrive. Sizes are checked either way. */
   async *blob(
     desc: Descriptor,
-    options: { offset?: number; hash?: Hash; signal?: AbortSignal } = {},
+    options: { offset?: number; hash?: Hash; signal?: AbortSignal; verify?: boolean } = {},
   ): AsyncGenerator<Buffer> {
     validateDigest(desc.digest);
     if (!desc.digest.startsWith("sha256:")) {
       throw new RegistryError("UNSUPPORTED", `blob ${desc.digest}: only sha256 blobs can be verified`);
     }
-    const hash = options.hash ?? createHash("sha256");
+    const hash = options.verify === false ? null : (options.hash ?? createHash("sha256"));
     let offset = options.offset ?? 0;
     const size = desc.size;
     const what = `blob ${desc.digest}`;
@@ -502,8 +506,12 @@ export class Repository {
               `${what}: more than the ${size} bytes the descriptor says`,
             );
           }
-          hash.update(chunk);
           offset += chunk.length;
+          if (hash === null) {
+            yield chunk;
+            continue;
+          }
+          hash.update(chunk);
           if (held !== null) yield held;
           held = chunk;
         }
@@ -522,6 +530,7 @@ export class Repository {
         }
       }
     }
+    if (hash === null) return;
     const digest = `sha256:${hash.digest("hex")}`;
     if (digest !== desc.digest) {
       throw new RegistryError("DIGEST_MISMATCH", `${what}: content has digest ${digest}`);
