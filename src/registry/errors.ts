@@ -71,9 +71,14 @@ export class RegistryError extends Error {
     this.retryAfterMs = details.retryAfterMs ?? null;
   }
 
-  /** The container waiting reason this failure becomes on the node. */
+  /** The container waiting reason this failure becomes on the node: RegistryUnavailable for transport
+   * failures and any 5xx answer (a 500 carries the code UNKNOWN, a 501 or 505 none of ours), else
+   * ErrImagePull. */
   get kubeletReason(): "ErrImagePull" | "RegistryUnavailable" {
-    return this.code === "NETWORK" || this.code === "UNAVAILABLE" || this.code === "TIMEOUT"
+    return this.code === "NETWORK" ||
+      this.code === "UNAVAILABLE" ||
+      this.code === "TIMEOUT" ||
+      (this.status !== null && this.status >= 500)
       ? "RegistryUnavailable"
       : "ErrImagePull";
   }

@@ -144,6 +144,20 @@ describe("registry errors", () => {
     assert.equal(errorFromResponse(429, Buffer.alloc(0), "u", "m", 2000).retryAfterMs, 2000);
   });
 
+  it("maps every 5xx to RegistryUnavailable, whatever code the body carries", () => {
+    const unknown = errorFromResponse(
+      500,
+      Buffer.from('{"errors":[{"code":"UNKNOWN","message":"unknown error"}]}'),
+      "u",
+      "m",
+    );
+    assert.equal(unknown.code, "UNKNOWN");
+    assert.equal(unknown.kubeletReason, "RegistryUnavailable");
+    assert.equal(errorFromResponse(501, Buffer.alloc(0), "u", "m").kubeletReason, "RegistryUnavailable");
+    assert.equal(errorFromResponse(429, Buffer.alloc(0), "u", "m").kubeletReason, "ErrImagePull");
+    assert.equal(errorFromResponse(403, Buffer.alloc(0), "u", "m").kubeletReason, "ErrImagePull");
+  });
+
   it("reads Retry-After in seconds and as an HTTP date", () => {
     assert.equal(parseRetryAfter("7", 0), 7000);
     const now = Date.parse("2026-11-29T10:00:00Z");
