@@ -160,6 +160,25 @@ describe("bad registry answers", () => {
     await rejectsWith(client().repository(`${host}/a/b:v1`).resolve(), "AUTH_FAILED", /did not answer JSON/);
   });
 
+  it("a pull's signal ends a Retry-After wait at once (a deadline never waits for the registry's minute)", async () => {
+    const host = await hostile((_req, res) => {
+      res.writeHead(429, { "retry-after": "3600", "content-type": "application/json" });
+      res.end('{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}');
+    });
+    const started = Date.now();
+    const c = new RegistryClient({
+      hostsDir: tempDir("kpull-hosts-"),
+      credentials: new CredentialStore({ dockerConfigDir: null, env: {} }),
+    });
+    clients.push(c);
+    await rejectsWith(
+      c.repository(`${host}/a/b:v1`).resolve({ signal: AbortSignal.timeout(300) }),
+      "TIMEOUT",
+      /aborted while waiting to retry/,
+    );
+    assert.ok(Date.now() - started < 2000, `${Date.now() - started} ms`);
+  });
+
   it("surfaces rate-limit headers", async () => {
     const body = Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [] }));
     const host = await hostile((_req, res) => {

@@ -26,7 +26,7 @@ export interface HttpOptions {
   readonly retryMaxMs: number;
   readonly connectionsPerHost: number;
   /** Injectable for tests. */
-  readonly sleep?: (ms: number) => Promise<unknown>;
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<unknown>;
   readonly now?: () => number;
 }
 
@@ -140,7 +140,7 @@ export class HttpClient {
   readonly #stats: RequestStats;
   readonly #dispatchers = new Map<string, Agent>();
   readonly #auth = new Map<string, HostAuth>();
-  readonly #sleep: (ms: number) => Promise<unknown>;
+  readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<unknown>;
   readonly #now: () => number;
   /** Loopback hosts that answered plain HTTP to our TLS hello (containerd's localhost fallback). */
   readonly #plainHttp = new Set<string>();
@@ -148,7 +148,7 @@ export class HttpClient {
   constructor(options: HttpOptions, stats: RequestStats) {
     this.#options = options;
     this.#stats = stats;
-    this.#sleep = options.sleep ?? ((ms) => sleep(ms));
+    this.#sleep = options.sleep ?? ((ms, signal) => sleep(ms, undefined, signal ? { signal } : {}));
     this.#now = options.now ?? Date.now;
   }
 
@@ -217,7 +217,7 @@ export class HttpClient {
           continue;
         }
         if (e.retryable && attempt < this.#options.attempts && !req.signal?.aborted) {
-          await this.#sleep(this.#backoff(attempt, e.retryAfterMs ?? undefined));
+          await this.#wait(this.#backoff(attempt, e.retryAfterMs ?? undefined), req.signal, what);
           continue;
         }
         throw e;
@@ -248,10 +248,23 @@ export class HttpClient {
         });
       }
       if (error.retryable && attempt < this.#options.attempts && !req.signal?.aborted) {
-        await this.#sleep(this.#backoff(attempt, retryAfter));
+        await this.#wait(this.#backoff(attempt, retryAfter), req.signal, what);
         continue;
       }
       throw error;
+    }
+  }
+
+  /** The pause before a retry. The request's signal ends it at once: a Retry-After may ask for a minute,
+   * and a pull deadline or an interrupt must not wait for it. */
+  async #wait(ms: number, signal: AbortSignal | undefined, what: string): Promise<void> {
+    try {
+      await this.#sleep(ms, signal);
+    } catch (error) {
+      if (!signal?.aborted) throw error;
+    }
+    if (signal?.aborted) {
+      throw new RegistryError("TIMEOUT", `${what}: aborted while waiting to retry`, { cause: signal.reason });
     }
   }
 
