@@ -107,15 +107,20 @@ export async function storeExists(root: string): Promise<boolean> {
  */
 export async function initLayout(root: string): Promise<StorePaths> {
   const paths = storePaths(root);
+  let created = false;
   for (const dir of [paths.blobs, paths.ingest, paths.locks, paths.leases]) {
-    await fs.mkdir(dir, { recursive: true });
+    if ((await fs.mkdir(dir, { recursive: true })) !== undefined) created = true;
   }
-  if (
-    !(await createFileExclusive(
-      paths.ociLayout,
-      `${JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION })}\n`,
-    ))
-  ) {
+  // Files already there are left alone: every kpull command opens the store, and writing, fsyncing and
+  // unlinking three temporary files to learn that they exist cost a few fsyncs per start. A file that
+  // appears between the check and the create is still handled by createFileExclusive.
+  const create = async (path: string, text: string): Promise<boolean> => {
+    if (await pathExists(path)) return false;
+    const made = await createFileExclusive(path, text);
+    created ||= made;
+    return made;
+  };
+  if (!(await create(paths.ociLayout, `${JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION })}\n`))) {
     const layout = await readJsonFile<{ imageLayoutVersion?: unknown }>(paths.ociLayout, {});
     if (typeof layout?.imageLayoutVersion !== "string") {
       throw new StoreError("INVALID", `${paths.ociLayout} is not an OCI layout file`, {
@@ -123,13 +128,13 @@ export async function initLayout(root: string): Promise<StorePaths> {
       });
     }
   }
-  await createFileExclusive(
+  await create(
     paths.indexJson,
     `${JSON.stringify({ schemaVersion: 2, mediaType: INDEX_MEDIA_TYPE, manifests: [] }, null, 2)}\n`,
   );
   const info: StoreInfo = { version: 1, createdAt: new Date().toISOString() };
-  await createFileExclusive(paths.storeJson, `${JSON.stringify(info)}\n`);
-  await fsyncDir(root);
+  await create(paths.storeJson, `${JSON.stringify(info)}\n`);
+  if (created) await fsyncDir(root);
   return paths;
 }
 

@@ -3,6 +3,7 @@
 // index.json may lag after a crash but never leads; every later write, and `verify --repair`, brings it back
 // in line. GC treats both as roots.
 
+import { promises as fs } from "node:fs";
 import type { Descriptor, Platform } from "../registry/index.ts";
 import { StoreError } from "./errors.ts";
 import { readJsonFile, writeFileAtomic } from "./fsutil.ts";
@@ -164,9 +165,16 @@ export async function writeRecords(
 ): Promise<void> {
   const sorted = Object.fromEntries([...records.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   const file: RecordsFile = { version: 1, images: sorted };
-  await writeFileAtomic(paths.imagesJson, `${JSON.stringify(file, null, 2)}\n`);
+  await writeIfChanged(paths.imagesJson, `${JSON.stringify(file, null, 2)}\n`);
   afterRecords?.();
   await writeIndexProjection(paths, records);
+}
+
+/** Writes a small file atomically and durably unless it already holds exactly `text` (a pull of an image
+ * that did not change, such as `Always` on an unchanged tag, then writes and fsyncs nothing). */
+async function writeIfChanged(path: string, text: string): Promise<void> {
+  const current = await fs.readFile(path, "utf8").catch(() => null);
+  if (current !== text) await writeFileAtomic(path, text);
 }
 
 export async function writeIndexProjection(
@@ -179,5 +187,5 @@ export async function writeIndexProjection(
   } catch {
     existing = { schemaVersion: 2, mediaType: INDEX_MEDIA_TYPE, manifests: [] }; // rebuilt from the records
   }
-  await writeFileAtomic(paths.indexJson, indexText(projectIndex(existing, records)));
+  await writeIfChanged(paths.indexJson, indexText(projectIndex(existing, records)));
 }
