@@ -10,9 +10,9 @@
 // nothing waits for a blob lock while holding the metadata lock.
 
 import { randomBytes } from "node:crypto";
-import { promises as fs, readFileSync, readlinkSync } from "node:fs";
+import { type FSWatcher, promises as fs, readFileSync, readlinkSync, watch } from "node:fs";
 import { hostname } from "node:os";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { abortError, fsError, StoreError } from "./errors.ts";
 import { sleep } from "./fsutil.ts";
 
@@ -231,34 +231,86 @@ export async function tryAcquireLock(path: string, options: LockOptions = {}): P
   return null;
 }
 
-/** Waits for the lock, polling (10 ms growing to 200 ms) and breaking it if its holder dies. */
+/**
+ * Waits for the lock, breaking it if its holder dies. A waiter watches the lock's directory (inotify) and
+ * tries again as soon as the lock file goes away; it also polls (10 ms growing to 200 ms), which is all it
+ * does where watching is not possible or not reliable (network filesystems shared by several hosts).
+ * Without the watch, a process waiting for a blob another process was fetching noticed the release up to
+ * 200 ms late, once per blob.
+ */
 export async function acquireLock(path: string, options: LockOptions = {}): Promise<FileLock> {
   const started = Date.now();
   let delay = 10;
   let told = false;
-  for (;;) {
-    if (options.signal?.aborted) throw abortError(options.signal, `waiting for lock ${path}`);
-    const lock = await tryAcquireLock(path, options);
-    if (lock !== null) return lock;
-    if (!told) {
-      told = true;
-      options.onWait?.((await readOwner(path))?.owner ?? null);
+  let release: ReleaseWatch | null = null;
+  try {
+    for (;;) {
+      if (options.signal?.aborted) throw abortError(options.signal, `waiting for lock ${path}`);
+      const lock = await tryAcquireLock(path, options);
+      if (lock !== null) return lock;
+      if (release === null) {
+        // Watch first, then try once more: a release between the failed try and the watch is not missed.
+        release = watchRelease(path);
+        continue;
+      }
+      if (!told) {
+        told = true;
+        options.onWait?.((await readOwner(path))?.owner ?? null);
+      }
+      if (options.timeoutMs !== undefined && Date.now() - started >= options.timeoutMs) {
+        const holder = (await readOwner(path))?.owner;
+        throw new StoreError(
+          "LOCKED",
+          `${path} is locked by pid ${holder?.pid ?? "?"} on ${holder?.host ?? "?"}${holder?.purpose ? ` (${holder.purpose})` : ""}`,
+          { subject: path },
+        );
+      }
+      try {
+        await Promise.race([sleep(delay, options.signal), release.next()]);
+      } catch {
+        throw abortError(options.signal, `waiting for lock ${path}`);
+      }
+      delay = Math.min(200, Math.ceil(delay * 1.5));
     }
-    if (options.timeoutMs !== undefined && Date.now() - started >= options.timeoutMs) {
-      const holder = (await readOwner(path))?.owner;
-      throw new StoreError(
-        "LOCKED",
-        `${path} is locked by pid ${holder?.pid ?? "?"} on ${holder?.host ?? "?"}${holder?.purpose ? ` (${holder.purpose})` : ""}`,
-        { subject: path },
-      );
-    }
-    try {
-      await sleep(delay, options.signal);
-    } catch {
-      throw abortError(options.signal, `waiting for lock ${path}`);
-    }
-    delay = Math.min(200, Math.ceil(delay * 1.5));
+  } finally {
+    release?.close();
   }
+}
+
+interface ReleaseWatch {
+  /** Resolves at the next change to the lock file's name (its removal, or a new holder's create). */
+  next(): Promise<void>;
+  close(): void;
+}
+
+function watchRelease(path: string): ReleaseWatch {
+  const name = basename(path);
+  let wake: (() => void) | null = null;
+  let watcher: FSWatcher | null = null;
+  try {
+    watcher = watch(dirname(path), { persistent: false }, (_event, file) => {
+      if (file === null || file === name) wake?.();
+    });
+    watcher.on("error", () => {
+      watcher?.close();
+      watcher = null;
+    });
+  } catch {
+    watcher = null; // polling only
+  }
+  return {
+    next: () =>
+      watcher === null
+        ? new Promise<void>(() => {})
+        : new Promise<void>((resolve) => {
+            wake = resolve;
+          }),
+    close: () => {
+      watcher?.close();
+      watcher = null;
+      wake?.();
+    },
+  };
 }
 
 /** Runs `fn` while holding the lock. */

@@ -251,19 +251,28 @@ async function manifestBytes(
       await store.content.delete(desc.digest);
     }
   }
-  const fetched = await repo.manifestByDescriptor(desc, options.signal ? { signal: options.signal } : {});
-  const result = await store.content.put(desc, fetched.bytes, {
-    signal: options.signal,
-    lockStaleMs: store.lockStaleMs,
-    onProgress: options.onProgress ? (p) => options.onProgress?.({ ...p, kind }) : undefined,
-  });
-  // The bytes came over the network even if another process committed them first.
-  const pulled: PulledBlob = {
-    ...toPulled(kind, result),
-    status: "fetched",
-    fetchedBytes: fetched.bytes.length,
-  };
-  return { bytes: fetched.bytes, pulled };
+  // Fetched under the blob's lock, like any blob: processes pulling one image at once make one GET per
+  // manifest between them, and one that waited reads what the other committed.
+  const got: { bytes: Buffer | null } = { bytes: null };
+  const result = await store.content.ingest(
+    desc,
+    async function* (offset) {
+      const fetched = await repo.manifestByDescriptor(desc, options.signal ? { signal: options.signal } : {});
+      got.bytes = fetched.bytes;
+      yield fetched.bytes.subarray(offset);
+    },
+    {
+      signal: options.signal,
+      lockStaleMs: store.lockStaleMs,
+      onProgress: options.onProgress ? (p) => options.onProgress?.({ ...p, kind }) : undefined,
+    },
+  );
+  if (got.bytes === null) {
+    return { bytes: await store.content.read(desc.digest, desc.size), pulled: toPulled(kind, result) };
+  }
+  // The bytes came over the network even if the commit found a partial ingest to resume.
+  const pulled: PulledBlob = { ...toPulled(kind, result), status: "fetched", fetchedBytes: got.bytes.length };
+  return { bytes: got.bytes, pulled };
 }
 
 async function configPlatform(store: Store, config: BlobDescriptor): Promise<Platform | null> {
