@@ -317,7 +317,7 @@ export class Repository {
       res.body.destroy();
       throw new RegistryError("TOO_LARGE", `${what}: ${declared} bytes is more than the ${max}-byte limit`);
     }
-    const bytes = await readBody(res.body, max, what).catch((e) => {
+    const bytes = await readBody(res.body, max, what, this.#client.stats).catch((e) => {
       throw toRegistryError(e, what);
     });
     if (Number.isFinite(declared) && declared !== bytes.length) {
@@ -493,6 +493,7 @@ export class Repository {
       try {
         for await (const raw of res.body) {
           let chunk = raw as Buffer;
+          this.#client.stats.bytesReceived += chunk.length;
           if (skip > 0) {
             const drop = Math.min(skip, chunk.length);
             skip -= drop;

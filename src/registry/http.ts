@@ -88,12 +88,20 @@ function headerValues(headers: HttpResponse["headers"], name: string): string[] 
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
-/** Reads at most `limit` bytes of a body; more is an error (an endless or lying body cannot fill memory). */
-export async function readBody(body: HttpResponse["body"], limit: number, what: string): Promise<Buffer> {
+/** Reads at most `limit` bytes of a body; more is an error (an endless or lying body cannot fill memory).
+ * Bytes are counted here, where they are consumed, rather than with a 'data' listener, which would switch
+ * the stream to flowing mode and lose whatever arrived before the consumer began to read. */
+export async function readBody(
+  body: HttpResponse["body"],
+  limit: number,
+  what: string,
+  stats?: RequestStats,
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of body) {
     total += (chunk as Buffer).length;
+    if (stats) stats.bytesReceived += (chunk as Buffer).length;
     if (total > limit) {
       body.destroy();
       throw new RegistryError("TOO_LARGE", `${what}: response larger than ${limit} bytes`);
@@ -428,7 +436,7 @@ export class HttpClient {
         return {
           status: res.statusCode,
           headers: res.headers,
-          body: countBody(res.body, this.#stats),
+          body: res.body,
           url: url.href,
         };
       }
@@ -455,13 +463,6 @@ function flattenHeaders(headers: Readonly<Record<string, readonly string[]>>): R
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) out[k.toLowerCase()] = v.join(", ");
   return out;
-}
-
-function countBody(body: HttpResponse["body"], stats: RequestStats): HttpResponse["body"] {
-  body.on("data", (chunk: Buffer) => {
-    stats.bytesReceived += chunk.length;
-  });
-  return body;
 }
 
 /** A TLS hello answered by a plain-HTTP server fails with a protocol error, not a certificate error. */
