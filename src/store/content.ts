@@ -155,6 +155,7 @@ export class ContentStore {
       },
     });
     try {
+      crashPoint("ingest-locked");
       if (await this.has(desc)) {
         progress("exists", desc.size);
         return {
@@ -212,6 +213,7 @@ export class ContentStore {
         progress("resuming", st.size);
         await hashFile(handle, st.size, hash, options.signal, what);
         offset = st.size;
+        crashPoint("ingest-resumed");
       }
       if (offset < desc.size) {
         // The source continues a copy of our hash, so its verification and ours are independent.
@@ -257,6 +259,7 @@ export class ContentStore {
         if (resumedFrom > 0) throw new RestartIngest();
         throw new StoreError("MISMATCH", `${what}: content has digest ${actual}`, { subject: desc.digest });
       }
+      crashPoint("ingest-verified");
       await handle.sync();
       await handle.close();
       closed = true;
@@ -265,6 +268,7 @@ export class ContentStore {
       await fs.rename(partial, join(this.paths.blobs, hex));
       crashPoint("ingest-after-rename");
       await fsyncDir(this.paths.blobs);
+      crashPoint("ingest-committed");
     } catch (error) {
       if (error instanceof RestartIngest || error instanceof StoreError) throw error;
       if (options.signal?.aborted) throw abortError(options.signal, what);

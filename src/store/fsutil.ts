@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { crashPoint } from "./crash.ts";
 import { fsError } from "./errors.ts";
 
 /** fsync a directory so a rename or unlink inside it survives a power loss. */
@@ -38,11 +39,13 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
     } finally {
       await handle.close();
     }
+    crashPoint("atomic-write-synced");
     await fs.rename(tmp, path);
   } catch (error) {
     await fs.rm(tmp, { force: true }).catch(() => {});
     throw fsError(error, `write ${path}`);
   }
+  crashPoint("atomic-write-renamed");
   await fsyncDir(dirname(path));
 }
 

@@ -148,6 +148,7 @@ export async function sweep(store: Store, options: SweepOptions = {}): Promise<S
         }
       }
 
+      crashPoint("gc-blobs-swept");
       const ingestsRemoved: { digest: string; size: number }[] = [];
       const maxAge = options.ingestMaxAgeMs ?? DEFAULT_INGEST_MAX_AGE_MS;
       for (const ingest of await store.content.ingests()) {
@@ -159,6 +160,7 @@ export async function sweep(store: Store, options: SweepOptions = {}): Promise<S
         if (lock === null) continue;
         try {
           if (!dryRun) await fs.rm(ingest.path, { force: true });
+          crashPoint("gc-ingest-removed");
           ingestsRemoved.push({ digest: ingest.digest, size: ingest.size });
         } finally {
           await lock.release();
@@ -373,7 +375,9 @@ export async function garbageCollect(store: Store, options: GcOptions = {}): Pro
       if (!dryRun) {
         const doomed = new Set(plan.remove.map((r) => r.id));
         for (const [name, r] of records) if (doomed.has(imageId(r))) records.delete(name);
+        crashPoint("gc-before-records");
         if (doomed.size > 0 || touched) await writeRecords(store.paths, records);
+        crashPoint("gc-after-records");
         const state = await readJsonFile<GcState | null>(store.paths.gcJson, null).catch(() => null);
         previousFailed = state?.failed === true;
         const next: GcState = { lastRun: new Date(now).toISOString(), failed: plan.failure !== null };
@@ -384,6 +388,7 @@ export async function garbageCollect(store: Store, options: GcOptions = {}): Pro
   );
 
   const excluded = new Set(plan.remove.map((r) => r.id));
+  crashPoint("gc-before-sweep");
   const content = await sweep(store, {
     dryRun,
     signal: options.signal,

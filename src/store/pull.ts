@@ -102,6 +102,7 @@ export async function pullImage(
   const lease = await store.lease({ purpose: `pull ${name}`, ttlMs: PULL_LEASE_TTL_MS });
   try {
     const target = await repo.resolve(signal ? { signal } : {});
+    crashPoint("pull-resolved");
     const wanted = options.platform ?? hostPlatform();
 
     // Walk index(es) to the platform's manifest, reading what the store holds.
@@ -138,6 +139,7 @@ export async function pullImage(
       break;
     }
     const manifestDesc = current;
+    crashPoint("pull-manifests-stored");
 
     // Config and layers: leased first, then fetched where missing.
     const parts: { desc: Descriptor; kind: BlobKind }[] = [
@@ -190,6 +192,7 @@ export async function pullImage(
       };
       records.set(name, record);
     });
+    crashPoint("pull-after-record");
     const final = record as unknown as ImageRecord;
     return {
       name,

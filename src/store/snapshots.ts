@@ -138,19 +138,28 @@ export async function unpackImage(
           chainId,
           async (dir) => {
             crashPoint("unpack-layer");
-            return applyLayer(dir, store.content.open(layer.digest), compression, diffIds[i] as string, {
-              ...options.apply,
-              ...(options.signal ? { signal: options.signal } : {}),
-              onWarning: (w) => {
-                const tagged = { ...w, layer: layer.digest };
-                warnings.push(tagged);
-                options.onWarning?.(tagged);
+            const applied = await applyLayer(
+              dir,
+              store.content.open(layer.digest),
+              compression,
+              diffIds[i] as string,
+              {
+                ...options.apply,
+                ...(options.signal ? { signal: options.signal } : {}),
+                onWarning: (w) => {
+                  const tagged = { ...w, layer: layer.digest };
+                  warnings.push(tagged);
+                  options.onWarning?.(tagged);
+                },
               },
-            });
+            );
+            crashPoint("unpack-applied");
+            return applied;
           },
           options.signal ? { signal: options.signal } : {},
         );
         created = result.created;
+        crashPoint("unpack-committed");
       } finally {
         await lock.release();
       }
@@ -206,6 +215,7 @@ export async function sweepSnapshots(
     if (lock === null) continue; // being built right now
     try {
       if (!dryRun) await removeSnapshot(snapshotPath(store.paths.snapshots, name));
+      crashPoint("gc-snapshot-removed");
       removed.push(name);
     } finally {
       await lock.release();

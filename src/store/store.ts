@@ -233,6 +233,7 @@ export class Store {
       const records = await readRecords(this.paths);
       await change(records);
       await writeRecords(this.paths, records, () => crashPoint("records-before-index"));
+      crashPoint("records-after-index");
     }, options);
   }
 
@@ -305,6 +306,7 @@ export class Store {
       },
       { signal: options.signal },
     );
+    if (removed.length > 0) crashPoint("rmi-after-records");
     const swept =
       removed.length > 0 && options.sweep !== false ? await this.sweep({ signal: options.signal }) : null;
     return { removed, notFound, inUse, sweep: swept };
@@ -316,6 +318,7 @@ export class Store {
   async lease(options: LeaseOptions): Promise<Lease> {
     const record = newLease(options, this.now());
     await this.withMetaLock(() => writeLease(this.paths, record));
+    crashPoint("lease-taken");
     if (record.images.length > 0) await this.touch(record.images);
     return new Lease(this, record);
   }
@@ -390,6 +393,7 @@ export class Lease {
       images: [...this.#record.images, ...images],
     };
     await this.#store.withMetaLock(() => writeLease(this.#store.paths, next));
+    crashPoint("lease-extended");
     this.#record = next;
   }
 
@@ -398,6 +402,7 @@ export class Lease {
     if (this.#released) return;
     this.#released = true;
     await deleteLease(this.#store.paths, this.#record.id);
+    crashPoint("lease-released");
     if (this.#record.images.length > 0) await this.#store.touch(this.#record.images);
   }
 

@@ -25,6 +25,7 @@ import {
   writeAt,
   writeAtSync,
 } from "./bfs.ts";
+import { crashPoint } from "../crash.ts";
 import { parseDigest } from "./chain.ts";
 import { UnpackError, type UnpackWarning, type UnpackWarningKind } from "./errors.ts";
 import type { Compression } from "./mediatype.ts";
@@ -150,6 +151,7 @@ async function apply(
     for (let entry = await reader.next(); entry !== null; entry = await reader.next()) {
       options.signal?.throwIfAborted();
       await applier.apply(entry, reader);
+      crashPoint("unpack-entry");
       // Entries already buffered are applied in microtasks; give the event loop a turn now and then.
       if (performance.now() - lastYield > YIELD_EVERY_MS) {
         await new Promise((done) => setImmediate(done));
