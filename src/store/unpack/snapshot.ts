@@ -11,8 +11,9 @@
 // inside the tree, device nodes, FIFOs, directory times and extended attributes, which fs.cp does not.
 
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, open, readdir, rename, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { errno, fromUtf8, removeTree } from "./bfs.ts";
 import { parseDigest } from "./chain.ts";
 import { UnpackError } from "./errors.ts";
@@ -81,10 +82,23 @@ export async function prepareSnapshot<T>(
 
 /**
  * Removes a snapshot (or any tree) without following symlinks, also one an unprivileged process left with
- * read-only directories.
+ * read-only directories. The snapshot is first renamed out of its ChainID to a temporary name beside it, so
+ * a removal killed half-way leaves a `.tmp-PID-…` directory the next sweep removes, never a half-deleted
+ * snapshot that an unpack would find under its ChainID and reuse as built.
  */
 export async function removeSnapshot(path: string): Promise<void> {
-  await removeTree(fromUtf8(path));
+  const doomed = join(
+    dirname(path),
+    `${TEMP_PREFIX}${process.pid}-rm-${basename(path).slice(0, 20)}-${randomBytes(4).toString("hex")}`,
+  );
+  try {
+    await rename(path, doomed);
+  } catch (e) {
+    if (errno(e) === "ENOENT") return;
+    throw e;
+  }
+  await syncDir(dirname(path));
+  await removeTree(fromUtf8(doomed));
 }
 
 /**
