@@ -115,7 +115,12 @@ export class ContentStore {
 
   /** A stream of a stored blob (not re-verified; `verify` and the unpacker's DiffID check do that). */
   open(digest: string, options: { start?: number; end?: number } = {}): ReadStream {
-    return createReadStream(this.blobPath(digest), options);
+    const stream = createReadStream(this.blobPath(digest), options);
+    // The file is opened in the background: a blob removed meanwhile errors the stream before its reader
+    // may be listening, which would crash the process. The reader still gets the error (reading an errored
+    // stream throws it).
+    stream.on("error", () => {});
+    return stream;
   }
 
   /** Stores bytes already in memory (manifests, indexes) with the same discipline as any other blob. */

@@ -112,6 +112,17 @@ export async function unpackImage(
     ttlMs: UNPACK_LEASE_TTL_MS,
   });
   try {
+    // The lease keeps what is stored from now on, but a GC or rmi may have swept the image between the
+    // lookup above and the lease: then say so, rather than fail on a layer that is gone.
+    for (const layer of record.layers) {
+      if (!(await store.content.has(layer))) {
+        throw new StoreError(
+          "NOT_FOUND",
+          `image ${record.name}: layer ${layer.digest} is not stored (the image was removed meanwhile?)`,
+          { subject: layer.digest },
+        );
+      }
+    }
     for (let i = 0; i < record.layers.length; i++) {
       const layer = record.layers[i] as ImageRecord["layers"][number];
       const chainId = chain[i] as string;
