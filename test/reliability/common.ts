@@ -8,10 +8,19 @@
 // docs/reliability.md.
 
 import { createHash } from "node:crypto";
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { type KpullRun, runKpull } from "../harness/index.ts";
+import { chainIds } from "../../src/store/unpack/index.ts";
+import { type KpullRun, runKpull, sha256, tarOf } from "../harness/index.ts";
 
 export const FULL = process.env.KPULL_RELIABILITY === "full";
 
@@ -117,4 +126,59 @@ export function percentile(values: readonly number[], p: number): number {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((done) => setTimeout(done, ms));
+}
+
+/** A layer's files, as tinyImage takes them. */
+export type Files = Record<string, string | Buffer>;
+
+/** ChainID → the files (path → sha256 of content) its snapshot must hold, for images given as their
+ * layers' files (tinyImage's tars: regular files only, no deletions). */
+export function expectedSnapshots(images: readonly (readonly Files[])[]): Map<string, Map<string, string>> {
+  const out = new Map<string, Map<string, string>>();
+  for (const layers of images) {
+    const chain = chainIds(layers.map((f) => sha256(tarOf(f))));
+    const acc = new Map<string, string>();
+    layers.forEach((layer, i) => {
+      for (const [path, body] of Object.entries(layer)) acc.set(path, sha256(Buffer.from(body)));
+      out.set(chain[i] as string, new Map(acc));
+    });
+  }
+  return out;
+}
+
+/** The files of a snapshot directory: path → sha256 of content. */
+function snapshotFiles(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (rel: string) => {
+    for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) out.set(p, sha256(readFileSync(join(dir, p))));
+      else out.set(p, `<${e.isSymbolicLink() ? "symlink" : "other"}>`);
+    }
+  };
+  walk("");
+  return out;
+}
+
+/** Visible snapshots (named by a ChainID) that do not hold exactly their chain's files. */
+export function partialSnapshots(
+  root: string,
+  expected: ReadonlyMap<string, ReadonlyMap<string, string>>,
+): string[] {
+  const dir = join(root, "kpull", "snapshots");
+  if (!existsSync(dir)) return [];
+  const bad: string[] = [];
+  for (const name of readdirSync(dir)) {
+    if (!/^sha256:[a-f0-9]{64}$/.test(name)) continue; // temporary directories are nobody's snapshot
+    const want = expected.get(name);
+    if (want === undefined) {
+      bad.push(`${name}: not a chain of the test images`);
+      continue;
+    }
+    const actual = snapshotFiles(join(dir, name));
+    const same = actual.size === want.size && [...want].every(([p, h]) => actual.get(p) === h);
+    if (!same) bad.push(`${name}: ${actual.size} of ${want.size} files`);
+  }
+  return bad;
 }
