@@ -275,6 +275,10 @@ export class ContentStore {
       await fsyncDir(this.paths.blobs);
       crashPoint("ingest-committed");
     } catch (error) {
+      // Out of space: the partial cannot grow, and kept it would hold the space every other pull (and the
+      // lease and record writes) need until GC drops it a day later. It goes; the next try starts afresh.
+      const errno = (error as NodeJS.ErrnoException)?.code;
+      if (errno === "ENOSPC" || errno === "EDQUOT") discard = true;
       if (error instanceof RestartIngest || error instanceof StoreError) throw error;
       if (options.signal?.aborted) throw abortError(options.signal, what);
       // Registry errors and the like pass through untouched (their codes mean something to the kubelet);
