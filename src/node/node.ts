@@ -4,7 +4,7 @@
 // the image service (ImageStatus), so the outcome reads the same on both; with a runtime, `store` is the
 // runtime's state directory (runtime-state.ts) and holds no images.
 
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import {
   applyDefaultImageTag,
@@ -301,6 +301,11 @@ async function loadBackoff(file: string): Promise<Backoff> {
 async function saveBackoff(file: string, entries: Record<string, BackoffEntry>): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
   const temp = `${file}.${process.pid}.tmp`;
-  await writeFile(temp, `${JSON.stringify(entries)}\n`);
-  await rename(temp, file);
+  try {
+    await writeFile(temp, `${JSON.stringify(entries)}\n`);
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true }).catch(() => {}); // a full disk must not leave half a file behind
+    throw error;
+  }
 }

@@ -6,7 +6,7 @@
 // pins come from the runtime state (runtime-state.ts). Content is the runtime's business: containerd
 // deletes blobs and snapshots itself once the last name of an image is gone, so there is no sweep here.
 
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import {
   DEFAULT_GC_POLICY,
   type DiskUsage,
@@ -199,6 +199,11 @@ async function readGcState(state: Store): Promise<GcState | null> {
 
 async function writeGcState(state: Store, value: GcState): Promise<void> {
   const temp = `${state.paths.gcJson}.${process.pid}.tmp`;
-  await writeFile(temp, `${JSON.stringify(value)}\n`);
-  await rename(temp, state.paths.gcJson);
+  try {
+    await writeFile(temp, `${JSON.stringify(value)}\n`);
+    await rename(temp, state.paths.gcJson);
+  } catch (error) {
+    await rm(temp, { force: true }).catch(() => {}); // a full disk must not leave half a file behind
+    throw error;
+  }
 }

@@ -18,7 +18,7 @@
 // the active leases of pods started with a held lease.
 
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type LeaseRecord, Store } from "../store/index.ts";
 import type { Image } from "./image-service.ts";
@@ -80,8 +80,13 @@ function recordsFile(state: Store): string {
 async function writeAtomic(file: string, text: string): Promise<void> {
   await mkdir(join(file, ".."), { recursive: true });
   const temp = `${file}.${process.pid}.${Math.random().toString(16).slice(2, 10)}.tmp`;
-  await writeFile(temp, text);
-  await rename(temp, file);
+  try {
+    await writeFile(temp, text);
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true }).catch(() => {}); // a full disk must not leave half a file behind
+    throw error;
+  }
 }
 
 /** The records, or {} when there are none (or the file is unreadable: bookkeeping is advisory). */
