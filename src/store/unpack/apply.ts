@@ -5,6 +5,7 @@ import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import { realpath, statfs } from "node:fs/promises";
 import { resolve } from "node:path";
+import { crashPoint } from "../crash.ts";
 import {
   asUtf8,
   type BPath,
@@ -25,7 +26,6 @@ import {
   writeAt,
   writeAtSync,
 } from "./bfs.ts";
-import { crashPoint } from "../crash.ts";
 import { parseDigest } from "./chain.ts";
 import { UnpackError, type UnpackWarning, type UnpackWarningKind } from "./errors.ts";
 import type { Compression } from "./mediatype.ts";
