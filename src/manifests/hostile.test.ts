@@ -121,6 +121,28 @@ describe("hostile and malformed input", () => {
     }
   });
 
+  it("refuses deep nesting before the parser builds it: megabytes of it in flat memory and linear time", {
+    timeout: 10000,
+  }, () => {
+    for (const text of [
+      "[".repeat(4_000_000),
+      "- ".repeat(1_000_000),
+      "? ".repeat(1_000_000),
+      "a: ".repeat(700_000),
+    ]) {
+      const before = process.memoryUsage().rss;
+      const started = performance.now();
+      const e = manifestError(() => imageUsesFromText(text, F));
+      assert.equal(e.reason, "document is nested too deeply");
+      assert.equal(e.line, 1);
+      assert.ok(performance.now() - started < 3000, `${Math.round(performance.now() - started)} ms`);
+      assert.ok(process.memoryUsage().rss - before < 200 * 1024 * 1024, "memory stays flat");
+    }
+    // Legitimate nesting and brackets in quoted and block scalars are not counted.
+    const fine = `kind: Pod\nspec:\n  containers:\n  - name: a\n    image: x\n    args: ["${"[".repeat(5000)}"]\n    command:\n    - |\n      ${"{".repeat(5000)}\n`;
+    assert.equal(imageUsesFromText(fine, F).length, 1);
+  });
+
   it("refuses Lists nested too deeply", () => {
     let doc = "{kind: Pod, spec: {containers: [{image: a}]}}";
     for (let i = 0; i < 40; i++) doc = `{kind: List, items: [${doc}]}`;
