@@ -369,6 +369,9 @@ function isDigestMismatch(error: unknown): boolean {
 /** Bytes gathered before a write: 64 KiB network chunks become one writev of about 1 MiB. */
 const APPEND_BATCH = 1 << 20;
 
+/** Bytes written between two early write-backs (fdatasync while the download continues). */
+const WRITEBACK_EVERY = 16 << 20;
+
 /** Bytes between two young-generation collections (see `reclaimer`). */
 const RECLAIM_EVERY = 8 << 20;
 
@@ -411,6 +414,8 @@ class Appender {
   #inflight: Promise<void> | null = null;
   #failure: { error: unknown } | null = null;
   #sinceReclaim = 0;
+  #sinceSync = 0;
+  #syncing: Promise<void> | null = null;
 
   constructor(handle: fs.FileHandle) {
     this.#handle = handle;
@@ -431,6 +436,7 @@ class Appender {
   async flush(): Promise<void> {
     if (this.#batchBytes > 0) await this.#startWrite();
     await this.#inflight;
+    await this.#syncing;
     if (this.#failure !== null) throw this.#failure.error;
   }
 
@@ -440,9 +446,25 @@ class Appender {
     const batch = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
+    const bytes = batch.reduce((n, c) => n + c.length, 0);
     this.#inflight = writevAll(this.#handle, batch).then(
       () => {
         this.#inflight = null;
+        this.#sinceSync += bytes;
+        if (this.#sinceSync >= WRITEBACK_EVERY && this.#syncing === null) {
+          // Start writing back what is written so far while the download goes on, so the fsync before the
+          // commit has only the tail left to flush (the kernel would start only at 10% of RAM dirty).
+          // Its errors are the commit fsync's to report.
+          this.#sinceSync = 0;
+          this.#syncing = this.#handle.datasync().then(
+            () => {
+              this.#syncing = null;
+            },
+            () => {
+              this.#syncing = null;
+            },
+          );
+        }
       },
       (error: unknown) => {
         this.#inflight = null;
