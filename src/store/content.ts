@@ -376,6 +376,7 @@ const WRITEBACK_EVERY = 16 << 20;
 const RECLAIM_EVERY = 8 << 20;
 
 let minorGc: (() => void) | null | undefined;
+let sinceReclaim = 0;
 
 /**
  * A young-generation GC, when the runtime lets us have one. Every network or file read arrives in a fresh
@@ -413,7 +414,6 @@ class Appender {
   #batchBytes = 0;
   #inflight: Promise<void> | null = null;
   #failure: { error: unknown } | null = null;
-  #sinceReclaim = 0;
   #sinceSync = 0;
   #syncing: Promise<void> | null = null;
 
@@ -425,9 +425,10 @@ class Appender {
     if (this.#failure !== null) throw this.#failure.error;
     this.#batch.push(chunk);
     this.#batchBytes += chunk.length;
-    this.#sinceReclaim += chunk.length;
-    if (this.#sinceReclaim >= RECLAIM_EVERY) {
-      this.#sinceReclaim = 0;
+    // Counted across all ingests of the process: three layers arriving at once allocate three times as fast.
+    sinceReclaim += chunk.length;
+    if (sinceReclaim >= RECLAIM_EVERY) {
+      sinceReclaim = 0;
       reclaimer()?.();
     }
     if (this.#batchBytes >= APPEND_BATCH) await this.#startWrite();
