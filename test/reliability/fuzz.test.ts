@@ -2,7 +2,7 @@
 // grammar, the Kubernetes manifest reader, the registry's JSON and header decoding, the tar applier, and the
 // AdmissionReview handler. Each gets structured inputs (shaped like the real thing, then bent) and raw
 // ones. The properties: it answers or refuses with its own typed error, never anything else; a result
-// holds its invariants; no input takes more than a second (hang); and the heap, measured after a full GC
+// holds its invariants; no input takes more than 5 s (a hang; inputs take milliseconds); and the heap, measured after a full GC
 // between slices of the run, does not grow (unbounded memory).
 //
 // `npm test` runs a few thousand inputs; KPULL_RELIABILITY=full runs over 1,000,000 in all.
@@ -50,7 +50,8 @@ const RUNS = {
   admission: FULL ? 150_000 : 800,
 };
 const SLICES = FULL ? 10 : 2;
-const HANG_MS = 1000;
+/** Longer than this for one input is a hang (generous: this machine is shared and has 2 cores). */
+const HANG_MS = 5000;
 /** Heap growth allowed from the first slice to the last (fast-check itself keeps a little). */
 const HEAP_SLACK = 48 * 1024 * 1024;
 
