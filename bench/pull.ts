@@ -86,6 +86,7 @@ const TOOLS: [string, string][] = [
   ["curl", "curl"],
   ["zstd", "zstd"],
   ["time", "time"],
+  ["openssl", "openssl"],
 ];
 const missing: string[] = [];
 for (const [tool, pkg] of TOOLS) {
@@ -199,6 +200,15 @@ function baselineTree(rev: string): Tree {
   symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
   log(`baseline: kpull at ${short} in ${dir}`);
   return { label: `@${short} (before)`, bin: join(dir, "bin", "kpull.js"), role: "baseline" };
+}
+
+/** Bytes a tree takes on disk (`du -sb`; hard links counted once). */
+function diskUsage(path: string): number {
+  try {
+    return Number(require_(["du", "-sb", path]).split(/\s/)[0]);
+  } catch {
+    return 0;
+  }
 }
 
 function readOptional(path: string): string {
@@ -370,6 +380,7 @@ export interface RunRecord {
   readonly bytesServed: number;
   readonly ok: boolean;
   readonly note?: string;
+  readonly diskBytes?: number;
 }
 
 interface Contender {
@@ -379,6 +390,8 @@ interface Contender {
   prepare?(rep: number): Promise<void>;
   /** The timed part. Returns one measurement (several processes: their wall span, summed CPU, max RSS). */
   run(rep: number): Promise<Omit<RunRecord, "requests" | "bytesServed"> & { check?: () => string | null }>;
+  /** Untimed, after a run and before its cleanup: bytes the result takes on disk (unpacked trees). */
+  disk?(): number;
   /** Untimed, after each repetition. */
   cleanup?(rep: number): Promise<void>;
 }
@@ -449,11 +462,13 @@ function ctrContender(
   name: string,
   argv: (c: RunningContainerd) => string[],
   before?: (c: RunningContainerd) => Promise<void>,
+  disk?: (c: RunningContainerd) => number,
 ): Contender {
   let c: RunningContainerd | null = null;
   return {
     name,
     role: "peer",
+    ...(disk ? { disk: () => (c === null ? 0 : disk(c)) } : {}),
     prepare: async () => {
       c = await freshContainerd();
       if (before) await before(c);
@@ -722,7 +737,7 @@ function scenarios(ctx: Context): Scenario[] {
     title: "Cold pull of big (one gzip layer), with the machine's limits",
     image: "big",
     notes: [
-      "Limits: `curl -o FILE` of the big blob over loopback then `sha256sum FILE`; the same streamed (`curl | tee FILE | sha256sum`); `gzip -dc` of the blob and `zstd -dc` of the same tar in zstd, to /dev/null.",
+      "Limits: `curl -o FILE` of the big blob over loopback then `sha256sum FILE`; the same streamed (`curl | tee FILE | sha256sum`); the same with `openssl dgst -sha256`, which uses the CPU's SHA instructions as Node's crypto does (Debian's coreutils `sha256sum` does not); `gzip -dc` of the blob and `zstd -dc` of the same tar in zstd, to /dev/null.",
     ],
     contenders: () => {
       const big = ctx.image("big").layers[0] as BenchBlob;
@@ -742,8 +757,13 @@ function scenarios(ctx: Context): Scenario[] {
         ...coldContenders(ctx, "big"),
         limit("limit: curl + sha256sum", (d) => `curl -sf -o ${d}/b ${url}; sha256sum ${d}/b >/dev/null`),
         limit("limit: curl | tee | sha256sum", (d) => `curl -sf ${url} | tee ${d}/b | sha256sum >/dev/null`),
+        limit(
+          "limit: curl + openssl sha256",
+          (d) => `curl -sf -o ${d}/b ${url}; openssl dgst -sha256 ${d}/b >/dev/null`,
+        ),
         limit("limit: curl -o /dev/null", () => `curl -sf -o /dev/null ${url}`),
         limit("limit: sha256sum", () => `sha256sum ${big.path} >/dev/null`),
+        limit("limit: openssl sha256", () => `openssl dgst -sha256 ${big.path} >/dev/null`),
         limit("limit: gzip -dc", () => `gzip -dc ${big.path} >/dev/null`),
         ...(has("zstd")
           ? [limit("limit: zstd -dc (zstd image)", () => `zstd -dcq ${zst.path} >/dev/null`)]
@@ -869,10 +889,20 @@ async function unpackContenders(ctx: Context): Promise<Contender[]> {
         const m = await timed(ctx.kpullPull(root, "medium", "IfNotPresent", ["--unpack"], tree));
         return fromMeasured(m, {}, kpullCheck(m, ["pulled"]));
       },
+      disk: () => diskUsage(join(root, "kpull", "snapshots")),
       cleanup: async () => rmSync(root, { recursive: true, force: true }),
     });
   }
-  if (CONTAINERD) out.push(ctrContender("ctr image pull (overlayfs)", (c) => ctx.ctrPull(c, "medium")));
+  if (CONTAINERD) {
+    out.push(
+      ctrContender(
+        "ctr image pull (overlayfs)",
+        (c) => ctx.ctrPull(c, "medium"),
+        undefined,
+        (c) => diskUsage(join(c.dir, "root", "io.containerd.snapshotter.v1.overlayfs")),
+      ),
+    );
+  }
   if (has("skopeo") && has("umoci")) {
     let dir = "";
     out.push({
@@ -899,6 +929,7 @@ async function unpackContenders(ctx: Context): Promise<Contender[]> {
           rssKiB: Math.max(s.rssKiB, u.rssKiB),
         };
       },
+      disk: () => diskUsage(join(dir, "bundle")),
       cleanup: async () => rmSync(dir, { recursive: true, force: true }),
     });
   }
@@ -929,12 +960,14 @@ async function runScenario(ctx: Context, scenario: Scenario): Promise<ScenarioRe
         }
         const problem = r.ok ? (r.check?.() ?? null) : null;
         const { check: _check, ...rest } = r;
+        const diskBytes = c.disk?.();
         (runs[i] as RunRecord[]).push({
           ...rest,
           requests,
           bytesServed,
           ok: r.ok && problem === null,
           ...(problem ? { note: problem } : {}),
+          ...(diskBytes !== undefined ? { diskBytes } : {}),
         });
         await c.cleanup?.(rep);
       } catch (error) {
