@@ -286,7 +286,9 @@ export class ContentStore {
       if ((error as NodeJS.ErrnoException)?.syscall !== undefined) throw fsError(error, what);
       throw error;
     } finally {
-      // What arrived before a failure stays in the partial ingest, for the next pull to resume from.
+      // What arrived before a failure stays in the partial ingest, for the next pull to resume from; a
+      // source that failed before its first byte (a manifest the registry does not have) leaves nothing.
+      if (!closed && resumedFrom === 0 && fetched === 0) discard = true;
       if (!closed && !discard) await appender?.flush().catch(() => {});
       if (!closed) await handle.close().catch(() => {});
       if (discard) await fs.rm(partial, { force: true }).catch(() => {});
