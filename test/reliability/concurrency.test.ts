@@ -31,7 +31,7 @@ import {
 } from "./common.ts";
 
 const WORKER = join(import.meta.dirname, "worker.ts");
-const SECONDS = scale(6, 60);
+const SECONDS = scale(4, 60);
 const ROLES = ["pull", "pull", "pull", "container", "remove", "remove", "gc", "check"] as const;
 
 const pool: Files[] = Array.from({ length: 6 }, (_, i) => ({

@@ -143,6 +143,7 @@ const CASES: readonly FaultCase[] = [
   },
   {
     id: "reset-before-response",
+    slow: true,
     fault: "connection reset before any response, every time",
     script: () => [{ method: "GET", path: blobPath(L1.digest), action: { kind: "reset" } }],
     expect: fail("NETWORK", "RegistryUnavailable"),
@@ -172,6 +173,7 @@ const CASES: readonly FaultCase[] = [
   },
   {
     id: "stall-dropped",
+    slow: true,
     fault: "stall after byte N, then the connection is dropped after 1.5 s, once",
     script: ({ n }) => [
       {
