@@ -38,7 +38,7 @@ export interface PullOptions {
   readonly platform?: Platform | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: ((p: PullProgress) => void) | undefined;
-  /** Blobs fetched at once (default 3). */
+  /** Blobs fetched at once (default 6, as skopeo; the HTTP pool allows 8 connections per host). */
   readonly concurrency?: number | undefined;
   /** Leave the record's pinned flag set (default: keep what it was). */
   readonly pin?: boolean | undefined;
@@ -148,7 +148,7 @@ export async function pullImage(
     ];
     await lease.add({ content: parts.map((p) => p.desc.digest) });
     const unique = dedupe(parts);
-    const results = await mapLimit(unique, options.concurrency ?? 3, async ({ desc, kind }) => {
+    const results = await mapLimit(unique, options.concurrency ?? 6, async ({ desc, kind }) => {
       if (signal?.aborted) throw abortError(signal, `pull ${name}`);
       const result = await store.content.ingest(
         desc,
