@@ -20,7 +20,7 @@ import type { TLSSocket } from "node:tls";
 import { admissionReview } from "../admission-helpers.ts";
 import { makeTlsMaterial, type TlsMaterial } from "../harness/certs.ts";
 import { KPULL_BIN } from "../harness/index.ts";
-import { FULL, percentile, record, scale, tempDir } from "./common.ts";
+import { FULL, maxOf, percentile, record, scale, tempDir } from "./common.ts";
 
 const SUSTAIN_S = scale(4, 60);
 const ROTATE_EVERY_S = scale(2, 10);
@@ -332,13 +332,13 @@ describe("the webhook under sustained load while its certificate rotates", {
       achievedRps: Math.round(tally.ok / SUSTAIN_S),
       p50ms: Math.round(percentile(tally.latencies, 50) * 10) / 10,
       p99ms: Math.round(percentile(tally.latencies, 99) * 10) / 10,
-      maxMs: Math.round(Math.max(0, ...tally.latencies)),
+      maxMs: Math.round(maxOf(tally.latencies)),
       rotations,
       certificatesSeen: tally.fingerprints.size,
       reloadsLogged: (log.match(/serving certificate reloaded/g) ?? []).length,
       rssFirstQuarterMB: Math.round(first / 1048576),
       rssLastQuarterMB: Math.round(last / 1048576),
-      rssMaxMB: Math.round(Math.max(...rss.map((s) => s.bytes)) / 1048576),
+      rssMaxMB: Math.round(maxOf(rss.map((s) => s.bytes)) / 1048576),
       exit,
     };
     record("load", row);
