@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { seedImage, type TestImage, tinyImage, useRegistry } from "../harness/index.ts";
@@ -165,7 +165,31 @@ describe("full disk: the store on a small filesystem", { timeout: 300_000 }, () 
     rmSync(filler);
     assert.deepEqual(readdirSync(join(root, "kpull")).sort(), before.sort(), "no stray files in kpull/");
     await assertReadable("after writes with no space left");
-    rows.push({ case: "records write with no space left (rmi)", error: rmi.stderr.trim(), survived: true });
+    rows.push({
+      case: "rmi with no space at all (the store lock cannot be created)",
+      error: rmi.stderr.trim(),
+      survived: true,
+    });
+
+    // One page left: the store lock fits, the new images.json does not. The old records stay in force.
+    const recordsBefore = readFileSync(join(root, "kpull", "images.json"), "utf8");
+    filler = fill(4096);
+    const rmiOnePage = await kpull(["rmi", `${host}/rel/disk-small:v1`], { root });
+    rmSync(filler);
+    assert.notEqual(rmiOnePage.code, 0, "rmi whose records write fails");
+    assert.match(rmiOnePage.stderr, /no space left/);
+    assert.equal(
+      readFileSync(join(root, "kpull", "images.json"), "utf8"),
+      recordsBefore,
+      "records unchanged",
+    );
+    assert.deepEqual(readdirSync(join(root, "kpull")).sort(), before.sort(), "no stray files in kpull/");
+    await assertReadable("after a records write with no space left");
+    rows.push({
+      case: "rmi whose records write finds no space (lock taken)",
+      error: rmiOnePage.stderr.trim(),
+      survived: true,
+    });
     rows.push({
       case: "pull of a present image with no space left",
       error: noLease.out.message ?? noLease.run.stderr.trim(),
