@@ -42,7 +42,7 @@ import {
   generate,
   mb,
 } from "./pull/gen.ts";
-import { renderResults, type ScenarioResult } from "./pull/report.ts";
+import { type ReportInput, renderResults, type ScenarioResult } from "./pull/report.ts";
 import { type Measured, procUsage, timed, timedShell } from "./pull/run.ts";
 import { benchSpecs } from "./pull/specs.ts";
 
@@ -64,6 +64,7 @@ const { values: flags } = parseArgs({
     only: { type: "string" },
     out: { type: "string" },
     baseline: { type: "string" },
+    render: { type: "string" },
     "keep-work": { type: "boolean", default: false },
   },
 });
@@ -73,6 +74,19 @@ const ONLY = flags.only ? new Set(flags.only.split(",")) : null;
 const OUT = flags.out ?? (QUICK ? null : join(ROOT, "bench", "RESULTS.md"));
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
+
+// --render RESULTS.json: write the report again from a run's saved numbers (after the report's text or the
+// optimization log changed), without running anything.
+if (flags.render) {
+  const saved = JSON.parse(readFileSync(flags.render, "utf8")) as Omit<ReportInput, "optimizations">;
+  const report = renderResults({
+    ...saved,
+    optimizations: readOptional(join(ROOT, "bench", "pull", "OPTIMIZATIONS.md")),
+  });
+  if (OUT) writeFileSync(OUT, report);
+  else process.stdout.write(report);
+  process.exit(0);
+}
 let loadAtStart = "";
 
 // ---------------------------------------------------------------------------------------------- tools
@@ -159,7 +173,7 @@ async function main() {
   const medium = set.images.medium as BenchImage;
   const medium2 = set.images.medium2 as BenchImage;
   const known = new Set(medium.layers.map((l) => l.digest));
-  const report = renderResults({
+  const input: Omit<ReportInput, "optimizations"> = {
     incrementalBytes:
       medium2.manifest.size +
       medium2.config.size +
@@ -171,10 +185,15 @@ async function main() {
     results,
     startedAt: new Date(began).toISOString(),
     durationS: (Date.now() - began) / 1000,
+  };
+  const report = renderResults({
+    ...input,
     optimizations: readOptional(join(ROOT, "bench", "pull", "OPTIMIZATIONS.md")),
   });
   if (OUT) {
     writeFileSync(OUT, report);
+    // The numbers themselves, to render the report again (--render) or compare runs.
+    writeFileSync(`${OUT.replace(/\.md$/, "")}.json`, `${JSON.stringify(input, null, 1)}\n`);
     log(`\nwrote ${OUT} (${((Date.now() - began) / 1000).toFixed(0)} s in all)`);
   } else {
     process.stdout.write(report);
