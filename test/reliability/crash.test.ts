@@ -13,11 +13,12 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { cpSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, readdirSync, readFileSync, rmSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Store } from "../../src/store/index.ts";
 import { chainIds } from "../../src/store/unpack/index.ts";
+import { startFaultProxy } from "../harness/faults.ts";
 import {
   KPULL_BIN,
   type RunningRegistry,
@@ -70,7 +71,7 @@ interface Scenario {
   readonly id: string;
   readonly what: string;
   /** the store it starts from (a template root copied for each kill), or null for an empty one */
-  readonly template: "B" | "B-unpacked" | "AB-unpacked-A-pinned" | null;
+  readonly template: "B" | "B-unpacked" | "AB-unpacked-A-pinned" | "partial" | "partial-stale" | null;
   readonly args: (refs: Refs) => string[];
   /** after the kill: finish the job (run the interrupted removal again) */
   readonly finish?: (root: string, refs: Refs) => Promise<void>;
@@ -129,6 +130,27 @@ const SCENARIOS: readonly Scenario[] = [
     args: (r) => ["pull", "--unpack", "-o", "json", r.a],
     pull: (r) => ({ args: ["pull", "--unpack", "-o", "json", r.a], ref: r.a, image: A }),
     untouched: (r) => [{ ref: r.b, image: B }],
+    fast: [],
+  },
+  {
+    id: "pull-resume",
+    what: "kpull pull resuming the partial downloads a killed pull left",
+    template: "partial",
+    args: (r) => ["pull", "-o", "json", r.a],
+    pull: (r) => ({ args: ["pull", "-o", "json", r.a], ref: r.a, image: A }),
+    untouched: () => [],
+    fast: [],
+  },
+  {
+    id: "gc-stale-partial",
+    what: "kpull gc sweeping partial downloads older than a day",
+    template: "partial-stale",
+    args: () => ["gc", "--high", "100", "--max-age", "0s", "-o", "json"],
+    finish: async (root, r) => {
+      await ok(["gc", "--high", "100", "--max-age", "0s", "-o", "json"], root, r.insecure);
+    },
+    pull: (r) => ({ args: ["pull", "-o", "json", r.a], ref: r.a, image: A }),
+    untouched: () => [],
     fast: [],
   },
   {
@@ -238,7 +260,31 @@ describe("crash points: SIGKILL at every named point, then verify and a pull tha
     const have = templates.get(name);
     if (have !== undefined) return have;
     const dir = tempDir(`crash-t-${name}`);
-    if (name === "B") await ok(["pull", refs.b], dir, r.host);
+    if (name === "partial" || name === "partial-stale") {
+      // A cold pull that ran into its deadline while the big layer stalled at 700,000 bytes: that layer is a
+      // partial ingest, the rest committed.
+      const mid = A.layers[1] as TestImage["layers"][number];
+      const proxy = await startFaultProxy(r, [
+        { method: "GET", path: new RegExp(mid.digest), action: { kind: "stall", afterBytes: 700_000 } },
+      ]);
+      try {
+        const cut = await kpull(["pull", "--pull-deadline", "2s", `${proxy.host}/${REPO_A}:v1`], {
+          root: dir,
+          insecure: proxy.host,
+        });
+        assert.equal(cut.code, 1, cut.stdout + cut.stderr);
+      } finally {
+        await proxy.stop();
+      }
+      const { partial } = storeFiles(dir);
+      assert.equal(partial.get(mid.digest), 700_000, "the template holds a partial download");
+      if (name === "partial-stale") {
+        const old = new Date(Date.now() - 2 * 24 * 60 * 60_000);
+        for (const digest of partial.keys()) {
+          utimesSync(join(dir, "kpull", "ingest", `sha256-${digest.slice(7)}`), old, old);
+        }
+      }
+    } else if (name === "B") await ok(["pull", refs.b], dir, r.host);
     else if (name === "B-unpacked") await ok(["pull", "--unpack", refs.b], dir, r.host);
     else {
       await ok(["pull", "--unpack", refs.a], dir, r.host);
@@ -261,7 +307,11 @@ describe("crash points: SIGKILL at every named point, then verify and a pull tha
     const root = tempDir(`crash-${s.id}`);
     rmSync(root, { recursive: true });
     if (s.template === null) return root;
-    cpSync(await template(s.template), root, { recursive: true, verbatimSymlinks: true });
+    cpSync(await template(s.template), root, {
+      recursive: true,
+      verbatimSymlinks: true,
+      preserveTimestamps: true,
+    });
     return root;
   }
 
