@@ -8,6 +8,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
+import { stripHopByHop } from "./proxy.ts";
 import type { RunningRegistry } from "./registry.ts";
 
 export type FaultAction =
@@ -91,21 +92,6 @@ export interface FaultProxy {
   bytesSent(filter?: { method?: string; path?: RegExp }): number;
   setScript(script: FaultScript): void;
   stop(): Promise<void>;
-}
-
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-  "te",
-]);
-
-function stripHopByHop(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  const out: http.OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
-  return out;
 }
 
 function reset(socket: Socket): void {

@@ -102,7 +102,8 @@ const HOP_BY_HOP = new Set([
   "te",
 ]);
 
-function stripHopByHop(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
+/** Headers of one hop only (RFC 9110 §7.6.1), dropped when forwarding; shared with faults.ts. */
+export function stripHopByHop(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
   return out;
