@@ -1,8 +1,9 @@
 // Unpacked snapshots of stored images, built with src/store/unpack: one snapshot per ChainID under
 // kpull/snapshots/, so images that share a prefix of layers share those snapshots and unpack them once.
 // Each ChainID is built under its own lock (taken like a blob lock: never while holding the metadata lock),
-// by applying one layer onto a copy of the parent snapshot in a temporary directory renamed into place. A
-// lease names the chain while it is built, so a concurrent GC keeps it; GC sweeps snapshots no image needs.
+// by applying one layer onto a hardlinked tree of the parent snapshot in a temporary directory renamed into
+// place. A lease names the chain while it is built, so a concurrent GC keeps it; GC sweeps snapshots no
+// image needs.
 
 import { promises as fs } from "node:fs";
 import { join } from "node:path";

@@ -1,7 +1,8 @@
-// ChainIDs, media types, and snapshots keyed by ChainID: copying the parent, reuse, failure and races.
+// ChainIDs, media types, and snapshots keyed by ChainID: building on the parent, reuse, failure and races.
 
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
+import { linkSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
@@ -132,7 +133,7 @@ describe("prepareSnapshot", () => {
     { name: "usr/", type: "dir", mode: 0o750, mtime: 8500 },
   ];
 
-  it("copies the parent exactly and leaves it untouched by the child's layer", async () => {
+  it("builds the child on the parent's files and leaves the parent untouched by the child's layer", async () => {
     const { paths } = await chain([
       base,
       [
@@ -152,8 +153,9 @@ describe("prepareSnapshot", () => {
     // A parent directory the layer never names (usr/share) is created with the current time, so two applies
     // a second apart differ there; every entry the layer does name must match exactly.
     const named = new Set(base.map((e) => e.name.replace(/\/$/, "")));
+    // Link counts also count the child's names for the inodes the two share, so they are compared apart.
     const strip = (ns: typeof p) =>
-      ns.map(({ ino: _i, mtime, ...rest }) => (named.has(rest.path) ? { ...rest, mtime } : rest));
+      ns.map(({ ino: _i, nlink: _n, mtime, ...rest }) => (named.has(rest.path) ? { ...rest, mtime } : rest));
     assert.deepEqual(strip(p), strip(await tree(fresh)));
     await fs.rm(fresh, { recursive: true });
 
@@ -171,18 +173,60 @@ describe("prepareSnapshot", () => {
       const [a, b] = [pb.get(path), byPath.get(path)];
       assert.deepEqual([b?.mode, b?.mtime, b?.uid, b?.gid], [a?.mode, a?.mtime, a?.uid, a?.gid], path);
     }
-    // no inode is shared between parent and child (a shared one would let the child change the parent)
-    const parentInodes = new Set(p.filter((n) => n.type === "file").map((n) => n.ino));
-    assert.ok(c.every((n) => !parentInodes.has(n.ino)));
+    // Unchanged files are the parent's inodes (stored once); the changed one is a new inode, so the child's
+    // change never reached the parent (checked above), and no directory is shared.
+    assert.equal(byPath.get("etc/shadow")?.ino, pb.get("etc/shadow")?.ino);
+    assert.equal(byPath.get("usr/share/doc")?.ino, pb.get("usr/share/doc")?.ino);
+    assert.notEqual(byPath.get("etc/passwd")?.ino, pb.get("etc/passwd")?.ino);
+    assert.equal(pb.get("etc/passwd")?.data, "root:x:0:0\n");
+    for (const n of c.filter((n) => n.type === "dir")) assert.notEqual(n.ino, pb.get(n.path)?.ino, n.path);
   });
 
   it("keeps hardlinks inside the copied tree", async () => {
     const { paths } = await chain([base, [{ name: "tmp/", type: "dir" }]]);
     const c = new Map((await tree(paths[1] as string)).map((n) => [n.path, n]));
     assert.equal(c.get("bin/sh")?.ino, c.get("bin/busybox")?.ino);
-    assert.equal(c.get("bin/busybox")?.nlink, 2);
+    // two names in the parent, two in the child
+    assert.equal(c.get("bin/busybox")?.nlink, 4);
     assert.equal(c.get("bin/busybox")?.mode, 0o4755);
     assert.equal(c.get("bin/ls")?.data, "busybox");
+  });
+
+  it("copies the parent instead when one of its files has no links left (EMLINK)", async () => {
+    const { paths } = await chain([base]);
+    const parent = paths[0] as string;
+    // Fill one inode up to the filesystem's link limit (65,000 on ext4) with names inside the parent.
+    const crowd = join(parent, "crowd");
+    await fs.mkdir(crowd);
+    const target = join(parent, "etc/passwd");
+    let full = false;
+    for (let i = 0; i < 70_000 && !full; i++) {
+      try {
+        linkSync(target, join(crowd, `${i}`)); // synchronous: 65,000 awaited links would take seconds
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EMLINK") throw e;
+        full = true;
+      }
+    }
+    if (!full) return; // a filesystem without a reachable link limit: nothing to fall back from
+    const id = chainIds([sha256(tar(base)), sha256(tar([]))])[1] as string;
+    const r = await prepareSnapshot(
+      sb.snapshots,
+      chainIds([sha256(tar(base))])[0] as string,
+      id,
+      async () => {},
+      {
+        durable: false,
+      },
+    );
+    const [p, c] = await Promise.all([fs.lstat(target), fs.lstat(join(r.path, "etc/passwd"))]);
+    assert.notEqual(c.ino, p.ino); // a copy
+    assert.equal(await fs.readFile(join(r.path, "etc/passwd"), "utf8"), "root:x:0:0\n");
+    assert.equal((await fs.lstat(join(r.path, "etc/shadow"))).mode & 0o7777, 0o600);
+    assert.deepEqual(
+      (await fs.readdir(sb.snapshots)).filter((n) => n.startsWith(".tmp-")),
+      [],
+    );
   });
 
   it("reuses an existing snapshot without applying again", async () => {

@@ -1,13 +1,16 @@
 // Snapshots keyed by ChainID: `<snapshotsDir>/<chainId>` holds the applied result of a chain of layers.
 //
-// Sharing between snapshots: each snapshot is a full, independent tree, made by copying its parent with
-// `cp -a --reflink=auto` and applying one layer on the copy. On copy-on-write filesystems (btrfs, XFS with
-// reflink, bcachefs) the copy shares data extents with the parent, so a snapshot costs its metadata plus what
-// its layer changed; on ext4 it is a full copy. Hardlinking files across snapshots would be cheaper
-// everywhere but is unsafe: anything that modifies a file in place (an applier that chmods a hardlinked
-// inode, a container or tool writing into a snapshot) would silently change the parent and every sibling
-// too, and st_nlink would lie. Overlay-style layering (containerd's default) needs mounts, which an
-// unprivileged, portable store cannot assume. `cp -a` rather than fs.cp: it keeps ownership, hardlinks
+// Sharing between snapshots: each snapshot is a complete tree, made by hardlinking its parent's files into
+// a new directory tree (`cp -a -l`: directories are new, files are new names for the parent's inodes) and
+// applying one layer there. Applying never writes into an existing inode: a changed file is unlinked and
+// created anew, a whiteout unlinks, directory attributes are set on the snapshot's own directories. So the
+// parent never sees its child's changes, a snapshot costs its directories plus what its layer added, and
+// n layers cost the image's size once instead of up to n times (full copies on ext4 grew with the square of
+// the layer count; overlay mounts, containerd's default, need privileges a portable store cannot assume).
+// What this asks of everyone else: a snapshot is read-only. A container or tool must not write into one
+// (mount it as an overlay's lower directory, as runtimes do, or copy it); a write in place would show in
+// every snapshot sharing the inode. A file already at the filesystem's link limit (EMLINK) makes that one
+// snapshot a full copy (`cp -a --reflink=auto`). `cp` rather than `fs.cp`: it keeps ownership, hardlinks
 // inside the tree, device nodes, FIFOs, directory times and extended attributes, which fs.cp does not.
 
 import { execFile } from "node:child_process";
@@ -36,7 +39,7 @@ export function snapshotPath(snapshotsDir: string, chainId: string): string {
 }
 
 /**
- * Builds the snapshot for a chain: copies the parent snapshot into a temporary directory beside the
+ * Builds the snapshot for a chain: hardlinks the parent snapshot into a temporary directory beside the
  * snapshots, lets `apply` apply the layer there, and renames the result to `<snapshotsDir>/<chainId>`.
  * A snapshot that already exists is reused (`created: false`), also when a concurrent builder renames its
  * own first. On any failure the temporary directory is removed: no partial snapshot is ever visible.
@@ -59,8 +62,7 @@ export async function prepareSnapshot<T>(
   const dir = join(tmp, "rootfs");
   try {
     if (parent === null) await mkdir(dir, { mode: 0o755 });
-    else
-      await run(["cp", "-a", "--reflink=auto", "--no-target-directory", "--", parent, dir], options.signal);
+    else await linkTree(parent, dir, options.signal);
     await apply(dir);
     options.signal?.throwIfAborted();
     if (options.durable ?? true) await run(["sync", "--file-system", "--", dir], options.signal);
@@ -77,6 +79,17 @@ export async function prepareSnapshot<T>(
     return { path: final, created: true };
   } finally {
     await removeTree(fromUtf8(tmp));
+  }
+}
+
+/** Makes `dir` a tree of hardlinks to `parent`'s files; a full copy when a file has too many links. */
+async function linkTree(parent: string, dir: string, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await run(["cp", "-a", "-l", "--no-target-directory", "--", parent, dir], signal);
+  } catch (e) {
+    if (!(e instanceof UnpackError && /Too many links/.test(e.message))) throw e;
+    await removeTree(fromUtf8(dir));
+    await run(["cp", "-a", "--reflink=auto", "--no-target-directory", "--", parent, dir], signal);
   }
 }
 
