@@ -1,7 +1,7 @@
 // Pull progress like `docker pull`: on a terminal one line per blob (bytes, speed, ETA, "Already exists",
 // "Verifying"), redrawn in place at most ten times a second; elsewhere one plain line per phase change.
 
-import type { PullProgress } from "../store/index.ts";
+import type { PullProgress } from "../store/core.ts";
 import { formatBytes } from "./commands/store-options.ts";
 
 interface Line {

@@ -7,7 +7,7 @@ import {
   RegistryClient,
   type RegistryClientOptions,
 } from "../registry/index.ts";
-import { parseDuration } from "../store/index.ts";
+import { parseDuration } from "../store/core.ts";
 import { UsageError } from "./args.ts";
 import type { CliIo } from "./io.ts";
 

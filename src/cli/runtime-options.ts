@@ -4,8 +4,8 @@
 // bookkeeping) lives under the root, in a directory per endpoint (src/node/runtime-state.ts).
 
 import type { CriImageService } from "../cri/index.ts";
-import { openRuntimeState } from "../node/index.ts";
-import { Store } from "../store/index.ts";
+import { openRuntimeState } from "../node/core.ts";
+import { Store } from "../store/core.ts";
 import { rootFrom } from "./commands/store-options.ts";
 import type { CliIo } from "./io.ts";
 import type { RegistryFlagValues } from "./registry-options.ts";

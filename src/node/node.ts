@@ -14,7 +14,7 @@ import {
 } from "../policy/index.ts";
 import { formatReference, parseNormalizedNamed } from "../reference/index.ts";
 import type { CredentialProvider, Platform, RegistryClientOptions } from "../registry/index.ts";
-import { imageName, type PullProgress, type Store } from "../store/index.ts";
+import { imageName, type PullProgress, type Store } from "../store/core.ts";
 import { Backoff, type BackoffEntry } from "./backoff.ts";
 import {
   ImageManager,
@@ -28,7 +28,7 @@ import type { Image, ImageService, PullReport } from "./image-service.ts";
 import { makePuller, type PullerConfig } from "./puller.ts";
 import { noteRuntimeImages, pinRuntimeImage } from "./runtime-state.ts";
 import { StoreImageService } from "./store-service.ts";
-import { toPullCredentials } from "./verification/index.ts";
+import { toPullCredentials } from "./verification/credentials.ts";
 
 export interface NodeOptions {
   readonly store: Store;

@@ -20,7 +20,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type LeaseRecord, Store } from "../store/index.ts";
+import { type LeaseRecord, Store } from "../store/core.ts";
 import type { Image } from "./image-service.ts";
 
 export const RUNTIME_STATE_DIR = "cri";

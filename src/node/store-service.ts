@@ -11,7 +11,7 @@ import {
   RegistryError,
   requestCounts,
 } from "../registry/index.ts";
-import type { PullProgress, Store } from "../store/index.ts";
+import type { PullProgress, Store } from "../store/core.ts";
 import type {
   AuthConfig,
   FilesystemUsage,

@@ -14,15 +14,9 @@ import type { Platform } from "../registry/index.ts";
 import { ContentStore } from "./content.ts";
 import { crashPoint } from "./crash.ts";
 import { StoreError } from "./errors.ts";
-import {
-  type GcOptions,
-  type GcReport,
-  garbageCollect,
-  type SweepOptions,
-  type SweepReport,
-  statfsUsage,
-  sweep,
-} from "./gc.ts";
+// GC, unpack and verify are loaded when first used (below): a pull needs none of them, and snapshots.ts
+// brings the unpacker (tar, zlib, child_process), ~15 modules on every `kpull pull` start otherwise.
+import type { GcOptions, GcReport, SweepOptions, SweepReport } from "./gc.ts";
 import { initLayout, readStoreInfo, type StorePaths, storeExists, storePaths } from "./layout.ts";
 import {
   deleteLease,
@@ -45,8 +39,8 @@ import {
   recordDigests,
   writeRecords,
 } from "./records.ts";
-import { isUnpacked, type UnpackImageOptions, type UnpackImageResult, unpackImage } from "./snapshots.ts";
-import { type VerifyOptions, type VerifyReport, verifyStore } from "./verify.ts";
+import type { UnpackImageOptions, UnpackImageResult } from "./snapshots.ts";
+import type { VerifyOptions, VerifyReport } from "./verify.ts";
 
 export interface OpenStoreOptions {
   /** Create the layout when missing (default true). Read-only commands pass false and get NOT_FOUND. */
@@ -174,7 +168,8 @@ export class Store {
     for (const d of recordDigests(record)) if (!(await this.content.has(d))) missing.push(d);
     const leases = await this.activeLeases();
     const inUse = leases.some((l) => leaseUsesImage(l, record));
-    const unpacked = missing.length === 0 && (await isUnpacked(this, record));
+    const unpacked =
+      missing.length === 0 && (await (await import("./snapshots.ts")).isUnpacked(this, record));
     return { record, complete: missing.length === 0, missing, inUse, unpacked };
   }
 
@@ -208,7 +203,7 @@ export class Store {
       usedBytes += i.size;
       inodesUsed++;
     }
-    const disk = await statfsUsage(this.root);
+    const disk = await (await import("./gc.ts")).statfsUsage(this.root);
     return {
       timestamp: this.now(),
       mountpoint: this.root,
@@ -343,23 +338,23 @@ export class Store {
   }
 
   /** The kubelet's image GC, then a content sweep: see gc.ts. */
-  garbageCollect(options: GcOptions = {}): Promise<GcReport> {
-    return garbageCollect(this, options);
+  async garbageCollect(options: GcOptions = {}): Promise<GcReport> {
+    return (await import("./gc.ts")).garbageCollect(this, options);
   }
 
   /** Removes content no image, index.json entry or active lease references: see gc.ts. */
-  sweep(options: SweepOptions = {}): Promise<SweepReport> {
-    return sweep(this, options);
+  async sweep(options: SweepOptions = {}): Promise<SweepReport> {
+    return (await import("./gc.ts")).sweep(this, options);
   }
 
   /** Unpacks a stored image into snapshots by ChainID (shared prefixes once): see snapshots.ts. */
-  unpack(query: string, options: UnpackImageOptions = {}): Promise<UnpackImageResult> {
-    return unpackImage(this, query, options);
+  async unpack(query: string, options: UnpackImageOptions = {}): Promise<UnpackImageResult> {
+    return (await import("./snapshots.ts")).unpackImage(this, query, options);
   }
 
   /** Re-hashes every blob and checks every record: see verify.ts. */
-  verify(options: VerifyOptions = {}): Promise<VerifyReport> {
-    return verifyStore(this, options);
+  async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    return (await import("./verify.ts")).verifyStore(this, options);
   }
 }
 

@@ -1,4 +1,4 @@
-import { Node } from "../../node/index.ts";
+import { Node } from "../../node/core.ts";
 import { isPullPolicy, PULL_POLICIES, type PullPolicy } from "../../policy/index.ts";
 import { outputFormat, outputOption, parseCommandArgs, UsageError } from "../args.ts";
 import { type CliIo, ExitCode } from "../io.ts";

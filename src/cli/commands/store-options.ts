@@ -2,7 +2,7 @@
 
 import { createRequire } from "node:module";
 import type * as Yaml from "yaml";
-import { Store, storeRoot } from "../../store/index.ts";
+import { Store, storeRoot } from "../../store/core.ts";
 import type { OutputFormat } from "../args.ts";
 import type { CliIo } from "../io.ts";
 
