@@ -20,10 +20,11 @@ import { type Credential, type CredentialSource, describeSource, RegistryCredent
 import { DecodeError, decodeDockerConfig, dockerConfigKey, isPlaceholder } from "./dockerconfig.ts";
 import { CredentialError } from "./errors.ts";
 import { parseJSONQuietly, readCredentialFile } from "./files.ts";
-import { helperExecutable, helperGet } from "./helper.ts";
 import { Keyring } from "./keyring.ts";
-import { DEFAULT_PLUGIN_TIMEOUT_MS, decodeCredentialProviderConfig, ProviderPlugin } from "./plugins.ts";
-import { decodePullSecretObject, decodePullSecretText, type SecretEntries } from "./secrets.ts";
+// Helpers, plugins and pull secrets are loaded when a lookup needs them: most pulls use none, and the
+// helper and plugin runners bring node:child_process (a few ms of every `kpull pull` start otherwise).
+import type { ProviderPlugin } from "./plugins.ts";
+import type { SecretEntries } from "./secrets.ts";
 
 export interface CredentialLookupOptions {
   /** Files holding Secrets (YAML or JSON, several documents or a List) or raw docker config files. */
@@ -98,12 +99,16 @@ export class CredentialStore {
   }
 
   async #pullSecretCredentials(repository: string): Promise<RegistryCredential[]> {
+    const files = this.#options.pullSecretFiles ?? [];
+    const objects = this.#options.pullSecrets ?? [];
+    if (files.length === 0 && objects.length === 0) return [];
+    const { decodePullSecretObject, decodePullSecretText } = await import("./secrets.ts");
     const all: SecretEntries[] = [];
-    for (const file of this.#options.pullSecretFiles ?? []) {
+    for (const file of files) {
       const text = (await readCredentialFile(file, false)) as string;
       all.push(...decodePullSecretText(text, file, this.#warnOnce));
     }
-    (this.#options.pullSecrets ?? []).forEach((obj, i) => {
+    objects.forEach((obj, i) => {
       all.push(...decodePullSecretObject(obj, i, this.#warnOnce));
     });
     const keyring = new Keyring<RegistryCredential>();
@@ -141,6 +146,7 @@ export class CredentialStore {
     const key = dockerConfigKey(repository);
     const helper = config.credHelpers.has(key) ? (config.credHelpers.get(key) as string) : config.credsStore;
     if (helper !== "") {
+      const { helperExecutable, helperGet } = await import("./helper.ts");
       const found = await helperGet(helper, key, {
         env: this.#env,
         timeoutMs: this.#options.helperTimeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS,
@@ -192,6 +198,9 @@ export class CredentialStore {
   async #loadPlugins(): Promise<ProviderPlugin[]> {
     const file = this.#options.credentialProviderConfig as string;
     const binDir = this.#options.credentialProviderBinDir;
+    const { DEFAULT_PLUGIN_TIMEOUT_MS, decodeCredentialProviderConfig, ProviderPlugin } = await import(
+      "./plugins.ts"
+    );
     const text = (await readCredentialFile(file, false)) as string;
     const configs = decodeCredentialProviderConfig(text, file);
     if (binDir === undefined || binDir === "") {
