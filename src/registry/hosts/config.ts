@@ -6,11 +6,10 @@
 import { isAbsolute, join, posix } from "node:path";
 import { parse, TomlError } from "smol-toml";
 import { HostsConfigError } from "./errors.ts";
+import { ALL_CAPABILITIES, type HostCapability } from "./host.ts";
 import { hostsInFileOrder } from "./toml-order.ts";
 
-export type HostCapability = "pull" | "resolve" | "push";
-
-export const ALL_CAPABILITIES: readonly HostCapability[] = ["pull", "resolve", "push"];
+export type { HostCapability } from "./host.ts";
 
 /** One host as configured, before defaults and TLS loading (containerd's `hostConfig`). */
 export interface HostConfig {

@@ -3,6 +3,10 @@
 
 import { BlockList, isIPv4, isIPv6 } from "node:net";
 
+export type HostCapability = "pull" | "resolve" | "push";
+
+export const ALL_CAPABILITIES: readonly HostCapability[] = ["pull", "resolve", "push"];
+
 /** The host that serves a reference domain: `docker.io` is served by `registry-1.docker.io`, all others by themselves. */
 export function defaultHost(domain: string): string {
   return domain === "docker.io" ? "registry-1.docker.io" : domain;

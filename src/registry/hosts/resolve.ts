@@ -5,10 +5,11 @@
 import type { Dirent } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { delimiter, join } from "node:path";
-import { ALL_CAPABILITIES, type HostCapability, type HostConfig, parseHostsFile } from "./config.ts";
+// config.ts (the TOML parser, smol-toml: 9 modules) is loaded when a hosts.toml is found, not at start-up.
+import type { HostConfig } from "./config.ts";
 import { HostsConfigError } from "./errors.ts";
 import { errnoCode, MAX_HOSTS_TOML_BYTES, readBounded } from "./files.ts";
-import { isLoopback, portOf } from "./host.ts";
+import { ALL_CAPABILITIES, type HostCapability, isLoopback, portOf } from "./host.ts";
 import { type ClientPair, loadCA, loadClientPair } from "./tls.ts";
 
 /** containerd's and the CRI plugin's usual `config_path`. */
@@ -206,7 +207,7 @@ async function loadHostDir(dir: string): Promise<HostConfig[]> {
   } catch (err) {
     throw new HostsConfigError(file, "not valid UTF-8", { cause: err });
   }
-  return parseHostsFile(file, dir, text);
+  return (await import("./config.ts")).parseHostsFile(file, dir, text);
 }
 
 /** `*.crt` = CA certificates; `*.cert` = client certificate, with `<name>.key` beside it if present. */
