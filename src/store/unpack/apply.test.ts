@@ -260,6 +260,37 @@ describe("existing paths", () => {
     });
   });
 
+  it("gives the one-at-a-time result while many small files are still being created", async () => {
+    // More files than are created at once, then entries that meet files still in flight: the same names
+    // again, a hardlink to one, a directory over one, a whiteout and an opaque marker beside them.
+    const many = (prefix: string, body: string) =>
+      Array.from({ length: 40 }, (_, i) => ({ name: `${prefix}${i}`, body: `${body}${i}` }));
+    await apply([
+      ...many("d/f", "first"),
+      ...many("d/f", "second"),
+      { name: "d/hard", type: "hardlink", linkname: "d/f39" },
+      { name: "d/f38/", type: "dir" },
+      { name: "d/f38/inside", body: "x" },
+      { name: "d/.wh.f37", body: "" },
+      { name: "e/.wh..wh..opq", body: "" },
+      ...many("e/g", "e"),
+    ]);
+    const got = await listing(sb.root);
+    for (let i = 0; i < 40; i++) {
+      if (i !== 38) assert.equal(got[`d/f${i}`], `second${i}`, `d/f${i}`);
+      assert.equal(got[`e/g${i}`], `e${i}`);
+    }
+    assert.equal(got["d/f38/inside"], "x");
+    assert.equal(got["d/hard"], "second39");
+    assert.equal((await node("d/hard")).ino, (await node("d/f39")).ino);
+    // a file still being created is a file for a later entry that needs a directory there
+    await assert.rejects(
+      apply([...many("h/f", "x"), { name: "h/f39/child", body: "y" }]),
+      (e: unknown) =>
+        e instanceof UnpackError && e.reason === "bad-archive" && /to be a directory/.test(e.message),
+    );
+  });
+
   it("replaces a file without writing into it (a hardlinked twin keeps its content)", async () => {
     await apply([
       { name: "a", body: "shared" },

@@ -11,6 +11,7 @@ import {
   type BPath,
   chmod,
   createExclusive,
+  createExclusiveAsync,
   errno,
   fromUtf8,
   join,
@@ -81,8 +82,14 @@ export const DEFAULT_LIMITS = {
 const MAX_KEPT_WARNINGS = 1000;
 /** Longest stretch of synchronous work (metadata syscalls, hashing) before the event loop gets a turn. */
 const YIELD_EVERY_MS = 5;
-/** Files up to this size are written synchronously. */
+/** Files up to this size are written in one piece from memory (created a few at a time, see Applier). */
 const SYNC_WRITE_MAX = 256 * 1024;
+/**
+ * Small files being created at once. Creating a file costs the kernel far more than writing a small one
+ * (0.5 ms of system time per create on the ext4 the bench ran on: 1.4 of the 2 s of a 2,750-file image), so
+ * creates run on the threadpool, several at a time, while the main thread parses the next entries.
+ */
+const CREATES_IN_FLIGHT = 8;
 /** Bytes of one file's writes kept in flight. */
 const WRITE_AHEAD = 8 * 1024 * 1024;
 /** Symlinks followed while resolving one path (Linux's MAXSYMLINKS). */
@@ -159,10 +166,12 @@ async function apply(
       }
     }
     await source.drain(); // trailing data after the end-of-archive marker still counts for the DiffID
+    await applier.settle();
     applier.finish();
   } catch (e) {
     throw asUnpackError(e);
   } finally {
+    await applier.drain(); // no create may outlive the apply: the caller removes a failed tree next
     await bytes.return(undefined);
   }
   const st = stats.value;
@@ -266,6 +275,12 @@ class Applier {
    */
   private readonly knownDirs = new Set<string>([""]);
   private readonly freshDirs = new Set<string>();
+  /**
+   * Small regular files still being created (canonical path → its job). Every other operation that could
+   * see or touch one waits for them first (settle), so the result is the same as applying one at a time.
+   */
+  private readonly creating = new Map<string, Promise<void>>();
+  private createFailure: { error: unknown } | undefined;
 
   constructor(root: BPath, limits: { maxEntries: number; maxPathLength: number }, options: ApplyOptions) {
     this.root = root;
@@ -297,8 +312,20 @@ class Applier {
     }
   }
 
+  /** Waits for every file still being created; throws the first failure among them. */
+  async settle(): Promise<void> {
+    while (this.creating.size > 0) await Promise.all(this.creating.values());
+    if (this.createFailure !== undefined) throw this.createFailure.error;
+  }
+
+  /** Waits for every file still being created, ignoring failures (the apply is failing already). */
+  async drain(): Promise<void> {
+    while (this.creating.size > 0) await Promise.all(this.creating.values());
+  }
+
   /** Removes `rel` (a whole tree) and forgets what this layer recorded there. */
   private async remove(rel: string, wasDir: boolean): Promise<void> {
+    await this.settle();
     await removeTree(this.host(rel));
     this.knownDirs.clear();
     this.knownDirs.add("");
@@ -349,6 +376,9 @@ class Applier {
       );
     }
     const parentParts = parts.slice(0, -1);
+    if (this.createFailure !== undefined) throw this.createFailure.error;
+    // Whiteouts read and remove directories, and a hardlink's target must exist: nothing may be in flight.
+    if (base.startsWith(".wh.") || e.type === "hardlink") await this.settle();
     if (base.startsWith(".wh.")) return this.whiteout(parentParts, base, entry);
 
     // A hardlink's target is resolved before anything at the entry's own path is removed.
@@ -376,6 +406,7 @@ class Applier {
       });
     }
 
+    if (this.creating.has(rel)) await this.settle(); // the same name twice in one layer
     const existing = this.freshDirs.has(parent) && !this.created.has(rel) ? null : lstat(host);
     if (existing && !(e.type === "dir" && existing.isDirectory()))
       await this.remove(rel, existing.isDirectory());
@@ -460,6 +491,7 @@ class Applier {
   }
 
   private async regular(e: TarEntry, rel: string, host: BPath, reader: TarReader): Promise<void> {
+    if (e.size <= SYNC_WRITE_MAX) return this.createSmall(e, rel, host, reader);
     const fd = createExclusive(host);
     // Small files are written synchronously. For larger ones up to WRITE_AHEAD bytes of positional writes
     // stay in flight on the threadpool, so the disk works while the next chunks are decompressed, hashed
@@ -470,11 +502,6 @@ class Applier {
     try {
       let position = 0;
       for await (const chunk of reader.body()) {
-        if (e.size <= SYNC_WRITE_MAX) {
-          writeAtSync(fd, chunk, position);
-          position += chunk.length;
-          continue;
-        }
         const done = writeAt(fd, chunk, position).catch((err: unknown) => {
           failure ??= err;
         });
@@ -497,6 +524,31 @@ class Applier {
       await Promise.all(inflight.map((w) => w.done)); // never close under a write still running
       fs.closeSync(fd);
     }
+  }
+
+  /**
+   * A small file: its body is read into memory now, and it is created, written and given its attributes on
+   * the threadpool while the next entries are parsed; at most CREATES_IN_FLIGHT at once.
+   */
+  private async createSmall(e: TarEntry, rel: string, host: BPath, reader: TarReader): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of reader.body()) chunks.push(chunk);
+    const body = Buffer.concat(chunks); // a copy: the reader's chunks are only valid until its next read
+    while (this.creating.size >= CREATES_IN_FLIGHT) await Promise.race(this.creating.values());
+    const job = createExclusiveAsync(host)
+      .then(async (fd) => {
+        try {
+          writeAtSync(fd, body, 0);
+          await this.fileAttrs(e, rel, host, fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+      })
+      .catch((error: unknown) => {
+        this.createFailure ??= { error };
+      })
+      .finally(() => this.creating.delete(rel));
+    this.creating.set(rel, job);
   }
 
   /** lchown, xattrs, chmod, times, in containerd's order (chown can clear setuid bits). */
@@ -638,6 +690,14 @@ class Applier {
       resolved.push(name);
       const rel = resolved.join("/");
       if (this.knownDirs.has(rel)) continue;
+      if (this.creating.has(rel)) {
+        // a regular file of this layer, still being created: what lstat would find once it is
+        throw new UnpackError(
+          "bad-archive",
+          `invalid tar archive: ${JSON.stringify(entry)} needs ${JSON.stringify(show(rel))} to be a directory`,
+          { entry },
+        );
+      }
       const host = this.host(rel);
       const parent = resolved.length > 1 ? resolved.slice(0, -1).join("/") : "";
       const st = this.freshDirs.has(parent) && !this.created.has(rel) ? null : lstat(host);

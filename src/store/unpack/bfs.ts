@@ -55,12 +55,21 @@ export const lchown = (p: BPath, uid: number, gid: number): void => fs.lchownSyn
 export const chmod = (p: BPath, mode: number): void => fs.chmodSync(buf(p), mode);
 export const lutimes = (p: BPath, atime: number, mtime: number): void => fs.lutimesSync(buf(p), atime, mtime);
 
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_CLOEXEC } = fs.constants as typeof fs.constants & {
+  O_CLOEXEC?: number;
+};
+const CREATE_EXCLUSIVE = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | (O_CLOEXEC ?? 0);
+
 /** Creates a new file for writing, never following or reusing what is there; returns its descriptor. */
 export function createExclusive(p: BPath): number {
-  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_CLOEXEC } = fs.constants as typeof fs.constants & {
-    O_CLOEXEC?: number;
-  };
-  return fs.openSync(buf(p), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | (O_CLOEXEC ?? 0), 0o600);
+  return fs.openSync(buf(p), CREATE_EXCLUSIVE, 0o600);
+}
+
+/** createExclusive on the threadpool, so several files can be created at once. */
+export function createExclusiveAsync(p: BPath): Promise<number> {
+  return new Promise((done, fail) =>
+    fs.open(buf(p), CREATE_EXCLUSIVE, 0o600, (err, fd) => (err ? fail(err) : done(fd))),
+  );
 }
 
 /** Writes all of `chunk` at `position`, asynchronously (on the threadpool). */
