@@ -16,12 +16,17 @@ import type { Store } from "./store.ts";
 import {
   type ApplyOptions,
   applyLayer,
+  buildSnapshot,
   chainIds,
+  commitSnapshot,
   compressionOf,
-  prepareSnapshot,
+  discardSnapshot,
   removeSnapshot,
   removeStaleSnapshotTemps,
+  type SnapshotBuild,
   snapshotPath,
+  syncFilesystem,
+  UnpackError,
   type UnpackWarning,
 } from "./unpack/index.ts";
 
@@ -55,6 +60,17 @@ export interface UnpackImageResult {
 }
 
 const UNPACK_LEASE_TTL_MS = 24 * 60 * 60_000;
+
+/** A built snapshot whose flush is running; committed once the next layer is built (or at the end). */
+interface Pending {
+  readonly index: number;
+  readonly chainId: string;
+  readonly digest: string;
+  readonly diffId: string;
+  readonly build: SnapshotBuild;
+  readonly lock: { release(): Promise<void> };
+  readonly flushed: Promise<void>;
+}
 
 export function snapshotLockPath(paths: StorePaths, chainId: string): string {
   return join(paths.locks, `snapshot-${chainId.replace(":", "-")}.lock`);
@@ -124,59 +140,120 @@ export async function unpackImage(
         );
       }
     }
-    for (let i = 0; i < record.layers.length; i++) {
-      const layer = record.layers[i] as ImageRecord["layers"][number];
-      const chainId = chain[i] as string;
-      const compression = compressionOf(layer.mediaType);
-      if (compression === null) {
-        throw new StoreError(
-          "INVALID",
-          `layer ${layer.digest} has media type ${layer.mediaType}, not a layer`,
-          {
-            subject: layer.digest,
-          },
-        );
-      }
-      const lock = await acquireLock(snapshotLockPath(store.paths, chainId), {
-        purpose: `unpack ${chainId}`,
-        signal: options.signal,
-        staleMs: store.lockStaleMs,
-      });
-      let created: boolean;
+    // Layer i+1 is applied while layer i's data is flushed (syncfs) in the background: the flush waits on
+    // the disk, the apply on the CPU. Each snapshot is renamed into place after its own flush, in chain
+    // order, its lock held until then; locks are taken in chain order, so two unpacks cannot deadlock.
+    let pending: Pending | null = null;
+    let parentDir: string | null = null;
+    const commit = async (p: Pending) => {
       try {
-        const result = await prepareSnapshot(
-          store.paths.snapshots,
-          i === 0 ? null : (chain[i - 1] as string),
-          chainId,
-          async (dir) => {
-            crashPoint("unpack-layer");
-            const applied = await applyLayer(
-              dir,
-              store.content.open(layer.digest),
-              compression,
-              diffIds[i] as string,
-              {
-                ...options.apply,
-                ...(options.signal ? { signal: options.signal } : {}),
-                onWarning: (w) => {
-                  const tagged = { ...w, layer: layer.digest };
-                  warnings.push(tagged);
-                  options.onWarning?.(tagged);
-                },
-              },
-            );
-            crashPoint("unpack-applied");
-            return applied;
-          },
-          options.signal ? { signal: options.signal } : {},
-        );
-        created = result.created;
+        await p.flushed;
+        const { created } = await commitSnapshot(store.paths.snapshots, p.build, p.chainId);
         crashPoint("unpack-committed");
+        layers.push({ digest: p.digest, diffId: p.diffId, chainId: p.chainId, created });
+        options.onLayer?.({ index: p.index, chainId: p.chainId, created });
       } finally {
-        await lock.release();
+        await p.flushed.catch(() => {});
+        await discardSnapshot(p.build);
+        await p.lock.release();
       }
-      layers.push({ digest: layer.digest, diffId: diffIds[i] as string, chainId, created });
-      options.onLayer?.({ index: i, chainId, created });
+    };
+    try {
+      for (let i = 0; i < record.layers.length; i++) {
+        const layer = record.layers[i] as ImageRecord["layers"][number];
+        const chainId = chain[i] as string;
+        const compression = compressionOf(layer.mediaType);
+        if (compression === null) {
+          throw new StoreError(
+            "INVALID",
+            `layer ${layer.digest} has media type ${layer.mediaType}, not a layer`,
+            { subject: layer.digest },
+          );
+        }
+        const lock = await acquireLock(snapshotLockPath(store.paths, chainId), {
+          purpose: `unpack ${chainId}`,
+          signal: options.signal,
+          staleMs: store.lockStaleMs,
+        });
+        let build: SnapshotBuild;
+        try {
+          const final = snapshotPath(store.paths.snapshots, chainId);
+          if (await isDir(final)) {
+            if (pending !== null) await commit(pending);
+            pending = null;
+            layers.push({ digest: layer.digest, diffId: diffIds[i] as string, chainId, created: false });
+            options.onLayer?.({ index: i, chainId, created: false });
+            parentDir = final;
+            await lock.release();
+            continue;
+          }
+          if (pending === null && i > 0 && !(await isDir(parentDir as string))) {
+            throw new UnpackError(
+              "missing-parent",
+              `parent snapshot ${chain[i - 1]} of ${chainId} does not exist`,
+            );
+          }
+          build = await buildSnapshot(
+            store.paths.snapshots,
+            parentDir,
+            async (dir) => {
+              crashPoint("unpack-layer");
+              const applied = await applyLayer(
+                dir,
+                store.content.open(layer.digest),
+                compression,
+                diffIds[i] as string,
+                {
+                  ...options.apply,
+                  ...(options.signal ? { signal: options.signal } : {}),
+                  onWarning: (w) => {
+                    const tagged = { ...w, layer: layer.digest };
+                    warnings.push(tagged);
+                    options.onWarning?.(tagged);
+                  },
+                },
+              );
+              crashPoint("unpack-applied");
+              return applied;
+            },
+            options.signal,
+          );
+        } catch (e) {
+          await lock.release();
+          // the layer below was built and is being flushed: it is sound, keep it for the next attempt
+          if (pending !== null) {
+            const below = pending;
+            pending = null;
+            await commit(below).catch(() => {});
+          }
+          throw e;
+        }
+        const previous = pending;
+        pending = {
+          index: i,
+          chainId,
+          digest: layer.digest,
+          diffId: diffIds[i] as string,
+          build,
+          lock,
+          flushed: syncFilesystem(build.dir, options.signal),
+        };
+        pending.flushed.catch(() => {}); // awaited by commit; never an unhandled rejection meanwhile
+        parentDir = build.dir;
+        if (previous !== null) await commit(previous);
+      }
+      if (pending !== null) {
+        const last = pending;
+        pending = null;
+        await commit(last);
+      }
+    } finally {
+      // a failure left the newest build uncommitted: it goes, its lock is released
+      if (pending !== null) {
+        await pending.flushed.catch(() => {});
+        await discardSnapshot(pending.build);
+        await pending.lock.release();
+      }
     }
   } finally {
     await lease.release();
@@ -252,4 +329,13 @@ export async function liveChainIds(
     }
   }
   return live;
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await fs.stat(p)).isDirectory();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw e;
+  }
 }

@@ -9,4 +9,14 @@ export { isUnpackError, UnpackError } from "./errors.ts";
 export type { Compression } from "./mediatype.ts";
 export { compressionOf, sniffCompression } from "./mediatype.ts";
 export type { SnapshotOptions } from "./snapshot.ts";
-export { prepareSnapshot, removeSnapshot, removeStaleSnapshotTemps, snapshotPath } from "./snapshot.ts";
+export {
+  buildSnapshot,
+  commitSnapshot,
+  discardSnapshot,
+  prepareSnapshot,
+  removeSnapshot,
+  removeStaleSnapshotTemps,
+  type SnapshotBuild,
+  snapshotPath,
+  syncFilesystem,
+} from "./snapshot.ts";

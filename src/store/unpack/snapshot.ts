@@ -38,6 +38,14 @@ export function snapshotPath(snapshotsDir: string, chainId: string): string {
   return join(snapshotsDir, chainId);
 }
 
+/** A snapshot built in a temporary directory, not visible under its ChainID until committed. */
+export interface SnapshotBuild {
+  /** The built tree (a parent for the next build, before or after this one is committed). */
+  readonly dir: string;
+  /** The temporary directory holding `dir`, removed by commit or discard. */
+  readonly tmp: string;
+}
+
 /**
  * Builds the snapshot for a chain: hardlinks the parent snapshot into a temporary directory beside the
  * snapshots, lets `apply` apply the layer there, and renames the result to `<snapshotsDir>/<chainId>`.
@@ -57,29 +65,74 @@ export async function prepareSnapshot<T>(
   if (parent !== null && !(await isDir(parent))) {
     throw new UnpackError("missing-parent", `parent snapshot ${parentChainId} of ${chainId} does not exist`);
   }
+  const build = await buildSnapshot(snapshotsDir, parent, apply, options.signal);
+  try {
+    if (options.durable ?? true) await syncFilesystem(build.dir, options.signal);
+    return await commitSnapshot(snapshotsDir, build, chainId);
+  } finally {
+    await discardSnapshot(build);
+  }
+}
+
+/**
+ * Builds a snapshot in a new temporary directory beside the snapshots: `parentDir`'s tree hardlinked (a
+ * committed snapshot, or a build not committed yet), or an empty root, then `apply`. On failure nothing is
+ * left behind. Commit it (after syncFilesystem, for durability) or discard it.
+ */
+export async function buildSnapshot<T>(
+  snapshotsDir: string,
+  parentDir: string | null,
+  apply: (dir: string) => Promise<T>,
+  signal?: AbortSignal,
+): Promise<SnapshotBuild> {
   await mkdir(snapshotsDir, { recursive: true });
   const tmp = await mkdtemp(join(snapshotsDir, `${TEMP_PREFIX}${process.pid}-`));
-  const dir = join(tmp, "rootfs");
+  const build = { tmp, dir: join(tmp, "rootfs") };
   try {
-    if (parent === null) await mkdir(dir, { mode: 0o755 });
-    else await linkTree(parent, dir, options.signal);
-    await apply(dir);
-    options.signal?.throwIfAborted();
-    if (options.durable ?? true) await run(["sync", "--file-system", "--", dir], options.signal);
-    try {
-      await rename(dir, final);
-    } catch (e) {
-      const code = errno(e);
-      if ((code === "ENOTEMPTY" || code === "EEXIST") && (await isDir(final))) {
-        return { path: final, created: false }; // a concurrent builder won; ours is identical and discarded
-      }
-      throw e;
-    }
-    await syncDir(snapshotsDir);
-    return { path: final, created: true };
-  } finally {
-    await removeTree(fromUtf8(tmp));
+    if (parentDir === null) await mkdir(build.dir, { mode: 0o755 });
+    else await linkTree(parentDir, build.dir, signal);
+    await apply(build.dir);
+    signal?.throwIfAborted();
+    return build;
+  } catch (e) {
+    await discardSnapshot(build);
+    throw e;
   }
+}
+
+/**
+ * Renames a build to `<snapshotsDir>/<chainId>`, or finds that a concurrent builder got there first (its
+ * snapshot is identical: `created: false`). Durability is the caller's: sync the build first.
+ */
+export async function commitSnapshot(
+  snapshotsDir: string,
+  build: SnapshotBuild,
+  chainId: string,
+): Promise<{ path: string; created: boolean }> {
+  const final = snapshotPath(snapshotsDir, chainId);
+  try {
+    await rename(build.dir, final);
+  } catch (e) {
+    const code = errno(e);
+    if ((code === "ENOTEMPTY" || code === "EEXIST") && (await isDir(final))) {
+      await discardSnapshot(build);
+      return { path: final, created: false };
+    }
+    throw e;
+  }
+  await syncDir(snapshotsDir);
+  await discardSnapshot(build);
+  return { path: final, created: true };
+}
+
+/** Removes what is left of a build (all of it, or its empty temporary directory after a commit). */
+export async function discardSnapshot(build: SnapshotBuild): Promise<void> {
+  await removeTree(fromUtf8(build.tmp));
+}
+
+/** Flushes the filesystem holding `dir` (syncfs), so what was written there survives a power loss. */
+export function syncFilesystem(dir: string, signal?: AbortSignal): Promise<void> {
+  return run(["sync", "--file-system", "--", dir], signal);
 }
 
 /** Makes `dir` a tree of hardlinks to `parent`'s files; a full copy when a file has too many links. */
