@@ -88,8 +88,11 @@ export class Node {
   readonly onRuntime: boolean;
   readonly #options: NodeOptions;
   readonly #now: () => number;
+  /** backoff.json as loaded or last saved: a save that would write the same text writes nothing. */
+  #savedBackoff: string | null;
 
-  private constructor(options: NodeOptions, backoff: Backoff) {
+  private constructor(options: NodeOptions, backoff: Backoff, savedBackoff: string | null) {
+    this.#savedBackoff = savedBackoff;
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.store = options.store;
@@ -115,12 +118,17 @@ export class Node {
   }
 
   static async open(options: NodeOptions): Promise<Node> {
-    return new Node(options, await loadBackoff(backoffFile(options.store)));
+    const { backoff, text } = await loadBackoff(backoffFile(options.store));
+    return new Node(options, backoff, text);
   }
 
-  /** Saves the back-off state (call after a batch of ensure-image calls). */
+  /** Saves the back-off state (call after a batch of ensure-image calls). Unchanged state is not rewritten,
+   * and no state (every pull succeeded) needs no file. */
   async save(): Promise<void> {
-    await saveBackoff(backoffFile(this.store), this.backoff.toJSON());
+    const text = `${JSON.stringify(this.backoff.toJSON())}\n`;
+    if (text === (this.#savedBackoff ?? "{}\n")) return;
+    await saveBackoff(backoffFile(this.store), text);
+    this.#savedBackoff = text;
   }
 
   /** Records an event as the kubelet would, on `ref`. */
@@ -283,26 +291,39 @@ function backoffFile(store: Store): string {
   return join(store.paths.kpull, "backoff.json");
 }
 
-async function loadBackoff(file: string): Promise<Backoff> {
+/** The back-off state, and the file's text (null when missing or unreadable) for save() to compare with. */
+async function loadBackoff(file: string): Promise<{ backoff: Backoff; text: string | null }> {
+  let text: string;
   try {
-    const entries = JSON.parse(await readFile(file, "utf8")) as Record<string, BackoffEntry>;
-    if (entries === null || typeof entries !== "object" || Array.isArray(entries)) return new Backoff();
+    text = await readFile(file, "utf8");
+  } catch {
+    // Missing or unreadable: back-off state is advisory, start afresh rather than fail a pull.
+    return { backoff: new Backoff(), text: null };
+  }
+  try {
+    const entries = JSON.parse(text) as Record<string, BackoffEntry>;
+    if (entries === null || typeof entries !== "object" || Array.isArray(entries))
+      return { backoff: new Backoff(), text };
     const valid = Object.entries(entries).filter(
       ([, e]) =>
         e !== null && typeof e === "object" && Number.isFinite(e.backoffMs) && Number.isFinite(e.lastUpdate),
     );
-    return new Backoff(undefined, undefined, Object.fromEntries(valid));
+    return { backoff: new Backoff(undefined, undefined, Object.fromEntries(valid)), text };
   } catch {
-    // Missing or unreadable: back-off state is advisory, start afresh rather than fail a pull.
-    return new Backoff();
+    return { backoff: new Backoff(), text };
   }
 }
 
-async function saveBackoff(file: string, entries: Record<string, BackoffEntry>): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
+async function saveBackoff(file: string, text: string): Promise<void> {
   const temp = `${file}.${process.pid}.tmp`;
   try {
-    await writeFile(temp, `${JSON.stringify(entries)}\n`);
+    try {
+      await writeFile(temp, text);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      await mkdir(dirname(file), { recursive: true }); // a state directory removed under a running node
+      await writeFile(temp, text);
+    }
     await rename(temp, file);
   } catch (error) {
     await rm(temp, { force: true }).catch(() => {}); // a full disk must not leave half a file behind

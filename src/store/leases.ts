@@ -69,10 +69,10 @@ export function leaseActive(lease: LeaseRecord, now = Date.now()): boolean {
 }
 
 export async function writeLease(paths: StorePaths, lease: LeaseRecord): Promise<void> {
-  await fs.mkdir(paths.leases, { recursive: true });
   const path = leasePath(paths, lease.id);
   const text = `${JSON.stringify(lease)}\n`;
   if (lease.owner === null) {
+    await fs.mkdir(paths.leases, { recursive: true });
     await writeFileAtomic(path, text); // outlives this process: must survive a power loss
     return;
   }
@@ -80,9 +80,16 @@ export async function writeLease(paths: StorePaths, lease: LeaseRecord): Promise
   // process: it needs to be visible to other processes (GC) at once, never durable. So it is written to a
   // temporary file and renamed into place (readers never see half a lease), without the two fsyncs a pull
   // paid three times over (create, then two additions).
+  // The directory exists in every store (initLayout); it is created here only when a write finds it missing.
   const tmp = tempPathFor(path);
   try {
-    await fs.writeFile(tmp, text, { flag: "wx", mode: 0o644 });
+    try {
+      await fs.writeFile(tmp, text, { flag: "wx", mode: 0o644 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      await fs.mkdir(paths.leases, { recursive: true });
+      await fs.writeFile(tmp, text, { flag: "wx", mode: 0o644 });
+    }
     await fs.rename(tmp, path);
   } catch (error) {
     await fs.rm(tmp, { force: true }).catch(() => {});
@@ -99,7 +106,11 @@ export async function readLease(paths: StorePaths, id: string): Promise<LeaseRec
 }
 
 export async function deleteLease(paths: StorePaths, id: string): Promise<void> {
-  await fs.rm(leasePath(paths, id), { force: true });
+  try {
+    await fs.unlink(leasePath(paths, id)); // not fs.rm, which costs an lstat first
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw fsError(error, `remove lease ${id}`);
+  }
 }
 
 /** All lease files: the parseable ones, and the names of those that are not. */

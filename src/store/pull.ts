@@ -4,7 +4,9 @@
 // A pull of a cached image therefore costs exactly one HEAD.
 //
 // GC safety: the pull holds a process-bound lease and adds each digest to it *before* it checks whether the
-// blob is present, so a concurrent GC either swept the blob first (and the pull fetches it) or keeps it.
+// blob is present, so a concurrent GC either swept the blob first (and the pull fetches it) or keeps it. The
+// lease is taken once the reference is resolved, naming what it resolved to (a lease taken before would
+// name nothing, and cost one more write under the metadata lock).
 
 import { formatReference, parseDockerRef, type Reference } from "../reference/index.ts";
 import {
@@ -25,7 +27,7 @@ import type { BlobDescriptor, IngestProgress, IngestResult } from "./content.ts"
 import { crashPoint } from "./crash.ts";
 import { abortError, StoreError } from "./errors.ts";
 import type { ImageRecord, RecordDescriptor } from "./records.ts";
-import type { Store } from "./store.ts";
+import type { Lease, Store } from "./store.ts";
 
 export type BlobKind = "index" | "manifest" | "config" | "layer";
 
@@ -99,10 +101,16 @@ export async function pullImage(
   const signal = options.signal;
   const repo = client.repository(ref);
   const blobs: PulledBlob[] = [];
-  const lease = await store.lease({ purpose: `pull ${name}`, ttlMs: PULL_LEASE_TTL_MS });
+  let lease: Lease | null = null;
   try {
     const target = await repo.resolve(signal ? { signal } : {});
     crashPoint("pull-resolved");
+    lease = await store.lease({
+      purpose: `pull ${name}`,
+      ttlMs: PULL_LEASE_TTL_MS,
+      content: [target.digest],
+    });
+    const held = lease;
     const wanted = options.platform ?? hostPlatform();
 
     // Walk index(es) to the platform's manifest, reading what the store holds.
@@ -113,7 +121,7 @@ export async function pullImage(
       if (depth > 4) {
         throw new RegistryError("BAD_RESPONSE", `indexes nested deeper than 4 levels at ${target.digest}`);
       }
-      await lease.add({ content: [current.digest] });
+      await held.add({ content: [current.digest] }); // nothing to write for the target, leased above
       const kind: BlobKind = isIndexType(current.mediaType) ? "index" : "manifest";
       const { bytes, pulled } = await manifestBytes(store, repo, current, kind, options);
       blobs.push(pulled);
@@ -146,7 +154,7 @@ export async function pullImage(
       { desc: manifest.config, kind: "config" },
       ...manifest.layers.map((desc) => ({ desc, kind: "layer" as const })),
     ];
-    await lease.add({ content: parts.map((p) => p.desc.digest) });
+    await held.add({ content: parts.map((p) => p.desc.digest) });
     const unique = dedupe(parts);
     const results = await mapLimit(unique, options.concurrency ?? 6, async ({ desc, kind }) => {
       if (signal?.aborted) throw abortError(signal, `pull ${name}`);
@@ -222,7 +230,7 @@ export async function pullImage(
     }
     throw error;
   } finally {
-    await lease.release();
+    await lease?.release();
   }
 }
 

@@ -5,8 +5,8 @@
 
 import { promises as fs } from "node:fs";
 import type { Descriptor, Platform } from "../registry/index.ts";
-import { StoreError } from "./errors.ts";
-import { readJsonFile, writeFileAtomic } from "./fsutil.ts";
+import { fsError, StoreError } from "./errors.ts";
+import { writeFileAtomic } from "./fsutil.ts";
 import { INDEX_MEDIA_TYPE, type StorePaths } from "./layout.ts";
 
 export const ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name";
@@ -69,16 +69,25 @@ export function recordDigests(record: ImageRecord): RecordDescriptor[] {
 }
 
 export async function readRecords(paths: StorePaths): Promise<Map<string, ImageRecord>> {
+  return (await readRecordsFile(paths)).records;
+}
+
+/** The records and the text they were read from (null when there is no file), so that a writer can tell an
+ * unchanged file without reading it again. */
+export async function readRecordsFile(
+  paths: StorePaths,
+): Promise<{ records: Map<string, ImageRecord>; text: string | null }> {
+  const text = await readTextFile(paths.imagesJson);
   let file: RecordsFile | null;
   try {
-    file = await readJsonFile<RecordsFile | null>(paths.imagesJson, null);
+    file = text === null ? null : (JSON.parse(text) as RecordsFile | null);
   } catch (error) {
     if (error instanceof SyntaxError) {
       throw new StoreError("CORRUPT", `${paths.imagesJson} is not valid JSON`, { subject: paths.imagesJson });
     }
     throw error;
   }
-  if (file === null) return new Map();
+  if (file === null) return { records: new Map(), text };
   if (
     typeof file !== "object" ||
     file.version !== 1 ||
@@ -89,17 +98,20 @@ export async function readRecords(paths: StorePaths): Promise<Map<string, ImageR
       subject: paths.imagesJson,
     });
   }
-  return new Map(Object.entries(file.images));
+  return { records: new Map(Object.entries(file.images)), text };
 }
 
 export async function readIndex(paths: StorePaths): Promise<OciIndex> {
+  return parseIndex(paths, await readTextFile(paths.indexJson));
+}
+
+function parseIndex(paths: StorePaths, text: string | null): OciIndex {
   let index: OciIndex;
   try {
-    index = await readJsonFile<OciIndex>(paths.indexJson, {
-      schemaVersion: 2,
-      mediaType: INDEX_MEDIA_TYPE,
-      manifests: [],
-    });
+    index =
+      text === null
+        ? { schemaVersion: 2, mediaType: INDEX_MEDIA_TYPE, manifests: [] }
+        : (JSON.parse(text) as OciIndex);
   } catch (error) {
     if (error instanceof SyntaxError) {
       throw new StoreError("CORRUPT", `${paths.indexJson} is not valid JSON`, { subject: paths.indexJson });
@@ -157,35 +169,49 @@ export function indexText(index: OciIndex): string {
   return `${JSON.stringify(index, null, 2)}\n`;
 }
 
-/** Writes records, then index.json. The caller holds the metadata lock. */
+/** Writes records, then index.json. The caller holds the metadata lock. `current` is the text of
+ * images.json as the caller read it under that lock (readRecordsFile), when it has it. */
 export async function writeRecords(
   paths: StorePaths,
   records: ReadonlyMap<string, ImageRecord>,
   afterRecords?: () => void,
+  current?: string | null,
 ): Promise<void> {
   const sorted = Object.fromEntries([...records.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   const file: RecordsFile = { version: 1, images: sorted };
-  await writeIfChanged(paths.imagesJson, `${JSON.stringify(file, null, 2)}\n`);
+  await writeIfChanged(paths.imagesJson, `${JSON.stringify(file, null, 2)}\n`, current);
   afterRecords?.();
   await writeIndexProjection(paths, records);
 }
 
 /** Writes a small file atomically and durably unless it already holds exactly `text` (a pull of an image
  * that did not change, such as `Always` on an unchanged tag, then writes and fsyncs nothing). */
-async function writeIfChanged(path: string, text: string): Promise<void> {
-  const current = await fs.readFile(path, "utf8").catch(() => null);
-  if (current !== text) await writeFileAtomic(path, text);
+async function writeIfChanged(path: string, text: string, current?: string | null): Promise<void> {
+  const was = current !== undefined ? current : await readTextFile(path).catch(() => null);
+  if (was !== text) await writeFileAtomic(path, text);
+}
+
+/** A file's text; null when it does not exist. */
+async function readTextFile(path: string): Promise<string | null> {
+  try {
+    return await fs.readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw fsError(error, `read ${path}`);
+  }
 }
 
 export async function writeIndexProjection(
   paths: StorePaths,
   records: ReadonlyMap<string, ImageRecord>,
 ): Promise<void> {
+  // Read once: parsed for the entries other tools added, and compared with what would be written.
+  const text = await readTextFile(paths.indexJson).catch(() => null);
   let existing: OciIndex;
   try {
-    existing = await readIndex(paths);
+    existing = parseIndex(paths, text);
   } catch {
     existing = { schemaVersion: 2, mediaType: INDEX_MEDIA_TYPE, manifests: [] }; // rebuilt from the records
   }
-  await writeIfChanged(paths.indexJson, indexText(projectIndex(existing, records)));
+  await writeIfChanged(paths.indexJson, indexText(projectIndex(existing, records)), text);
 }

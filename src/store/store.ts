@@ -36,6 +36,7 @@ import {
   imageId,
   type RecordDescriptor,
   readRecords,
+  readRecordsFile,
   recordDigests,
   writeRecords,
 } from "./records.ts";
@@ -164,8 +165,7 @@ export class Store {
   async status(query: string): Promise<ImageStatus | null> {
     const record = (await this.find(query))[0];
     if (record === undefined) return null;
-    const missing: RecordDescriptor[] = [];
-    for (const d of recordDigests(record)) if (!(await this.content.has(d))) missing.push(d);
+    const missing = await this.#missing([record]);
     const leases = await this.activeLeases();
     const inUse = leases.some((l) => leaseUsesImage(l, record));
     const unpacked =
@@ -183,11 +183,14 @@ export class Store {
 
   /** CRI's ImageStatus: the image when present and complete, else null (never an error for absence). */
   async criImageStatus(query: string): Promise<CriImage | null> {
-    const found = await this.find(query);
+    // A pull asks this three or four times (before, the manager's presence check, the size after, after):
+    // one read of the records and the blobs checked at once, not two reads and a stat at a time.
+    const records = await this.images();
+    const found = findIn(records, query);
     if (found.length === 0) return null;
     const ids = new Set(found.map(imageId));
-    const group = (await this.images()).filter((r) => ids.has(imageId(r)));
-    for (const r of group) if (!(await this.#complete(r))) return null;
+    const group = records.filter((r) => ids.has(imageId(r)));
+    if ((await this.#missing(group)).length > 0) return null;
     return criImages(group)[0] ?? null;
   }
 
@@ -215,8 +218,16 @@ export class Store {
   }
 
   async #complete(record: ImageRecord): Promise<boolean> {
-    for (const d of recordDigests(record)) if (!(await this.content.has(d))) return false;
-    return true;
+    return (await this.#missing([record])).length === 0;
+  }
+
+  /** The blobs these records need that are absent or have the wrong size (checked concurrently). */
+  async #missing(records: readonly ImageRecord[]): Promise<RecordDescriptor[]> {
+    const wanted = new Map<string, RecordDescriptor>();
+    for (const r of records) for (const d of recordDigests(r)) wanted.set(`${d.digest}/${d.size}`, d);
+    const all = [...wanted.values()];
+    const present = await Promise.all(all.map((d) => this.content.has(d)));
+    return all.filter((_, i) => !present[i]);
   }
 
   /** Inserts or replaces records under the metadata lock. */
@@ -225,9 +236,9 @@ export class Store {
     options: LockOptions = {},
   ): Promise<void> {
     await this.withMetaLock(async () => {
-      const records = await readRecords(this.paths);
+      const { records, text } = await readRecordsFile(this.paths);
       await change(records);
-      await writeRecords(this.paths, records, () => crashPoint("records-before-index"));
+      await writeRecords(this.paths, records, () => crashPoint("records-before-index"), text);
       crashPoint("records-after-index");
     }, options);
   }
