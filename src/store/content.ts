@@ -199,8 +199,13 @@ export class ContentStore {
     const hash = createHash("sha256");
     let handle: fs.FileHandle;
     try {
-      await fs.mkdir(this.paths.ingest, { recursive: true });
-      handle = await fs.open(partial, "a+", 0o644);
+      // The directories exist in every store (initLayout): each is made again only when a call finds it
+      // missing, rather than with a mkdir (two calls through the thread pool) for every blob.
+      handle = await fs.open(partial, "a+", 0o644).catch(async (error) => {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+        await fs.mkdir(this.paths.ingest, { recursive: true });
+        return fs.open(partial, "a+", 0o644);
+      });
     } catch (error) {
       throw fsError(error, `${what}: open ingest`);
     }
@@ -269,8 +274,11 @@ export class ContentStore {
       await handle.close();
       closed = true;
       crashPoint("ingest-before-rename");
-      await fs.mkdir(this.paths.blobs, { recursive: true });
-      await fs.rename(partial, join(this.paths.blobs, hex));
+      await fs.rename(partial, join(this.paths.blobs, hex)).catch(async (error) => {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+        await fs.mkdir(this.paths.blobs, { recursive: true });
+        await fs.rename(partial, join(this.paths.blobs, hex));
+      });
       crashPoint("ingest-after-rename");
       await fsyncDir(this.paths.blobs);
       crashPoint("ingest-committed");

@@ -108,9 +108,12 @@ export async function storeExists(root: string): Promise<boolean> {
 export async function initLayout(root: string): Promise<StorePaths> {
   const paths = storePaths(root);
   let created = false;
-  for (const dir of [paths.blobs, paths.ingest, paths.locks, paths.leases]) {
-    if ((await fs.mkdir(dir, { recursive: true })) !== undefined) created = true;
-  }
+  // The directories, then the three files, each group at once: on a new root this is every fsync of the
+  // layout, and one after the other they were most of a first pull's set-up.
+  const made = await Promise.all(
+    [paths.blobs, paths.ingest, paths.locks, paths.leases].map((dir) => fs.mkdir(dir, { recursive: true })),
+  );
+  if (made.some((m) => m !== undefined)) created = true;
   // Files already there are left alone: every kpull command opens the store, and writing, fsyncing and
   // unlinking three temporary files to learn that they exist cost a few fsyncs per start. A file that
   // appears between the check and the create is still handled by createFileExclusive.
@@ -120,20 +123,30 @@ export async function initLayout(root: string): Promise<StorePaths> {
     created ||= made;
     return made;
   };
-  if (!(await create(paths.ociLayout, `${JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION })}\n`))) {
-    const layout = await readJsonFile<{ imageLayoutVersion?: unknown }>(paths.ociLayout, {});
+  const checkLayout = async () => {
+    const layout = await readJsonFile<{ imageLayoutVersion?: unknown } | null>(paths.ociLayout, null);
     if (typeof layout?.imageLayoutVersion !== "string") {
       throw new StoreError("INVALID", `${paths.ociLayout} is not an OCI layout file`, {
         subject: paths.ociLayout,
       });
     }
-  }
-  await create(
-    paths.indexJson,
-    `${JSON.stringify({ schemaVersion: 2, mediaType: INDEX_MEDIA_TYPE, manifests: [] }, null, 2)}\n`,
-  );
+  };
+  // An oci-layout already there is checked before anything is written next to it (a directory that is not
+  // an OCI layout gets no index.json); a new root gets its three files at once.
+  const exists = await pathExists(paths.ociLayout);
+  if (exists) await checkLayout();
   const info: StoreInfo = { version: 1, createdAt: new Date().toISOString() };
-  await create(paths.storeJson, `${JSON.stringify(info)}\n`);
+  const [layoutCreated] = await Promise.all([
+    exists
+      ? false
+      : create(paths.ociLayout, `${JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION })}\n`),
+    create(
+      paths.indexJson,
+      `${JSON.stringify({ schemaVersion: 2, mediaType: INDEX_MEDIA_TYPE, manifests: [] }, null, 2)}\n`,
+    ),
+    create(paths.storeJson, `${JSON.stringify(info)}\n`),
+  ]);
+  if (!exists && !layoutCreated) await checkLayout(); // another process created it meanwhile
   if (created) await fsyncDir(root);
   return paths;
 }
