@@ -232,9 +232,13 @@ export class Node {
     });
     if (!result.ok) this.manager.recordContainerError(pod, result.reason);
     const report: PullReport = result.report ?? {};
-    const now = reference === null ? null : await this.#status(image);
-    const digest =
-      report.digest ?? (now === null ? null : resolvedDigest(now.image, image, previous?.digests ?? []));
+    // The digest the pull resolved, when the image service reports it (kpull's store does); else what
+    // ImageStatus says now (a runtime's pull, or no pull at all).
+    let digest = report.digest ?? null;
+    if (report.digest === undefined && reference !== null) {
+      const now = await this.#status(image);
+      digest = now === null ? null : resolvedDigest(now.image, image, previous?.digests ?? []);
+    }
     if (result.ok && this.onRuntime) {
       await noteRuntimeImages(this.store, [result.imageRef], { now: this.#now() }).catch(() => undefined);
     }
