@@ -90,6 +90,9 @@ describe("kpull pull --unpack (acceptance)", () => {
     assert.deepEqual(two.layers, { total: 2, created: 1 }, "the base layer's snapshot is shared");
     assert.equal(readFileSync(join(two.rootfs, "etc/os-release"), "utf8"), "ID=shared\n");
     assert.equal(existsSync(join(two.rootfs, "one.txt")), false);
+    // present already: nothing is fetched, so the unpack runs from the record, and finds every snapshot
+    const again = await pull("one");
+    assert.deepEqual(again, { ...one, layers: { total: 2, created: 0 } });
   });
 });
 

@@ -155,3 +155,102 @@ describe("store snapshots", () => {
     assert.equal(snapshots(root).length, 3);
   });
 });
+
+describe("unpacking while a pull fetches (UnpackWhilePulling)", () => {
+  const registry = useRegistry();
+  const waitFor = async (what: string, ok: () => boolean) => {
+    for (let i = 0; i < 500 && !ok(); i++) await new Promise((done) => setTimeout(done, 10));
+    assert.ok(ok(), what);
+  };
+
+  it("applies each layer as its blob arrives, and waits for the ones still downloading", async () => {
+    const r = registry();
+    const image = tinyImage({ layers: [{ "a.txt": "a\n" }, { "b.txt": "b\n" }, { "c.txt": "c\n" }] });
+    await seedImage(r, "team/stream", "v1", image);
+    const root = mkdtempSync(join(tmpdir(), "kpull-root-"));
+    const store = await Store.open(root);
+    const ref = `${r.host}/team/stream:v1`;
+    await store.pullImage(client(), ref); // the bytes are in place; arrivals are announced by hand below
+    const unpacking = await store.unpackWhilePulling(ref);
+    const arrive = (kind: "manifest" | "config" | "layer", blob: { digest: string; bytes: Buffer }) =>
+      unpacking.onProgress({
+        kind,
+        digest: blob.digest,
+        phase: "committed",
+        completed: blob.bytes.length,
+        total: blob.bytes.length,
+      });
+    const built = () => snapshots(root).filter((n) => n.startsWith("sha256:")).length;
+
+    arrive("manifest", image.manifest);
+    arrive("config", image.config);
+    arrive("layer", image.layers[0] as TestImage["layers"][number]);
+    // layer 0 is unpacked and committed while layer 1 is still "downloading"
+    await waitFor("the first layer's snapshot appears before the second layer arrives", () => built() === 1);
+    await new Promise((done) => setTimeout(done, 50));
+    assert.equal(built(), 1, "nothing is applied before its blob arrives");
+    arrive("layer", image.layers[1] as TestImage["layers"][number]);
+    arrive("layer", image.layers[2] as TestImage["layers"][number]);
+    const result = await unpacking.finish(true);
+    assert.deepEqual(
+      result?.layers.map((l) => l.created),
+      [true, true, true],
+    );
+    assert.equal(readFileSync(join(result?.rootfs as string, "c.txt"), "utf8"), "c\n");
+    const byName = await store.unpack(ref);
+    assert.equal(byName.chainId, result?.chainId);
+    assert.deepEqual(
+      byName.layers.map((l) => l.created),
+      [false, false, false],
+    );
+    assert.deepEqual(
+      snapshots(root).filter((n) => n.startsWith(".")),
+      [],
+    );
+  });
+
+  it("unpacks during a real pull, gives nothing when no manifest was stored, stops when the pull fails", async () => {
+    const r = registry();
+    await seedImage(r, "team/live", "v1", tinyImage({ layers: [{ "x.txt": "x\n" }, { "y.txt": "y\n" }] }));
+    const root = mkdtempSync(join(tmpdir(), "kpull-root-"));
+    const store = await Store.open(root);
+    const ref = `${r.host}/team/live:v1`;
+    const live = await store.unpackWhilePulling(ref);
+    await store.pullImage(client(), ref, { onProgress: live.onProgress });
+    const result = await live.finish(true);
+    assert.equal(readFileSync(join(result?.rootfs as string, "y.txt"), "utf8"), "y\n");
+    assert.equal(result?.name, ref);
+
+    const idle = await store.unpackWhilePulling(ref);
+    assert.equal(await idle.finish(true), null, "no manifest stored: the caller unpacks by name");
+
+    // The pull "fails" after the manifest and config arrived: the waiting unpack stops, leaving no build.
+    const image = tinyImage({ layers: [{ "p.txt": "p\n" }, { "q.txt": "q\n" }] });
+    await seedImage(r, "team/half", "v1", image);
+    await store.pullImage(client(), `${r.host}/team/half:v1`);
+    const half = await store.unpackWhilePulling(`${r.host}/team/half:v1`);
+    for (const [kind, blob] of [
+      ["manifest", image.manifest],
+      ["config", image.config],
+    ] as const) {
+      half.onProgress({ kind, digest: blob.digest, phase: "exists", completed: 0, total: blob.bytes.length });
+    }
+    assert.equal(await half.finish(false), null);
+    assert.deepEqual(
+      snapshots(root).filter((n) => n.startsWith(".")),
+      [],
+    );
+  });
+
+  it("refuses a layer that does not match its DiffID, leaving no snapshot", async () => {
+    const r = registry();
+    await seedImage(r, "team/liar", "v1", lyingImage());
+    const root = mkdtempSync(join(tmpdir(), "kpull-root-"));
+    const store = await Store.open(root);
+    const ref = `${r.host}/team/liar:v1`;
+    const unpacking = await store.unpackWhilePulling(ref);
+    await store.pullImage(client(), ref, { onProgress: unpacking.onProgress });
+    await assert.rejects(unpacking.finish(true), (e: Error) => /diff id/i.test(e.message));
+    assert.deepEqual(snapshots(root), []);
+  });
+});

@@ -10,6 +10,11 @@ export type { DiskUsage, GcImage, GcPlan, GcPolicy, GcRemoval, GcSkipReason, Pla
 export { DEFAULT_GC_POLICY, diskPressure, evictionOrder, planImageGc, validateGcPolicy } from "./gc-plan.ts";
 export type { CopyOptions, CopyReport } from "./oci-dir.ts";
 export { copyFromDirectory, copyToDirectory, OciDirectory } from "./oci-dir.ts";
-export type { UnpackedLayer, UnpackImageOptions, UnpackImageResult } from "./snapshots.ts";
+export type {
+  UnpackedLayer,
+  UnpackImageOptions,
+  UnpackImageResult,
+  UnpackWhilePulling,
+} from "./snapshots.ts";
 export { imageChainIds, imageDiffIds, isUnpacked } from "./snapshots.ts";
 export type { CorruptBlob, MissingBlob, VerifyOptions, VerifyReport } from "./verify.ts";

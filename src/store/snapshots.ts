@@ -7,11 +7,13 @@
 
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
+import { type Descriptor, type ImageManifest, parseManifestJson } from "../registry/index.ts";
 import { crashPoint } from "./crash.ts";
 import { StoreError } from "./errors.ts";
 import type { StorePaths } from "./layout.ts";
 import { acquireLock, tryAcquireLock } from "./lock.ts";
-import { type ImageRecord, imageId } from "./records.ts";
+import type { PullProgress } from "./pull.ts";
+import type { ImageRecord, RecordDescriptor } from "./records.ts";
 import type { Store } from "./store.ts";
 import {
   type ApplyOptions,
@@ -76,8 +78,11 @@ export function snapshotLockPath(paths: StorePaths, chainId: string): string {
   return join(paths.locks, `snapshot-${chainId.replace(":", "-")}.lock`);
 }
 
+/** What an unpack needs of an image: a stored record, or a manifest being pulled. */
+type UnpackSubject = Pick<ImageRecord, "name" | "config" | "layers">;
+
 /** The DiffIDs of an image (its config's rootfs.diff_ids), checked against its layers. */
-export async function imageDiffIds(store: Store, record: ImageRecord): Promise<string[]> {
+export async function imageDiffIds(store: Store, record: UnpackSubject): Promise<string[]> {
   const config = JSON.parse(
     (await store.content.read(record.config.digest, record.config.size)).toString("utf8"),
   ) as {
@@ -118,6 +123,38 @@ export async function unpackImage(
   const record = (await store.find(query))[0];
   if (record === undefined)
     throw new StoreError("NOT_FOUND", `image "${query}" not found`, { subject: query });
+  return unpackLayers(store, record, options, null);
+}
+
+/** Blobs of an image still being pulled: `ready` resolves once one is stored (or the pull has ended). */
+interface Arrivals {
+  ready(digest: string): Promise<void>;
+  isReady(digest: string): boolean;
+}
+
+/**
+ * The unpack of `record`'s layers, base first. With `arrivals`, the config and each layer are awaited
+ * before they are read (an image being pulled), else all must be stored already.
+ */
+async function unpackLayers(
+  store: Store,
+  record: UnpackSubject,
+  options: UnpackImageOptions,
+  arrivals: Arrivals | null,
+): Promise<UnpackImageResult> {
+  const stored = async (blob: RecordDescriptor, what: string) => {
+    if (!(await store.content.has(blob))) {
+      throw new StoreError(
+        "NOT_FOUND",
+        `image ${record.name}: ${what} ${blob.digest} is not stored (the image was removed meanwhile?)`,
+        { subject: blob.digest },
+      );
+    }
+  };
+  if (arrivals !== null) {
+    await arrivals.ready(record.config.digest);
+    await stored(record.config, "config");
+  }
   const diffIds = await imageDiffIds(store, record);
   const chain = chainIds(diffIds);
   const warnings: (UnpackWarning & { layer: string })[] = [];
@@ -131,15 +168,7 @@ export async function unpackImage(
   try {
     // The lease keeps what is stored from now on, but a GC or rmi may have swept the image between the
     // lookup above and the lease: then say so, rather than fail on a layer that is gone.
-    for (const layer of record.layers) {
-      if (!(await store.content.has(layer))) {
-        throw new StoreError(
-          "NOT_FOUND",
-          `image ${record.name}: layer ${layer.digest} is not stored (the image was removed meanwhile?)`,
-          { subject: layer.digest },
-        );
-      }
-    }
+    if (arrivals === null) for (const layer of record.layers) await stored(layer, "layer");
     // Layer i+1 is applied while layer i's data is flushed (syncfs) in the background: the flush waits on
     // the disk, the apply on the CPU. Each snapshot is renamed into place after its own flush, in chain
     // order, its lock held until then; locks are taken in chain order, so two unpacks cannot deadlock.
@@ -169,6 +198,17 @@ export async function unpackImage(
             `layer ${layer.digest} has media type ${layer.mediaType}, not a layer`,
             { subject: layer.digest },
           );
+        }
+        if (arrivals !== null) {
+          // While the blob downloads, the layer below need not stay uncommitted (and its lock held).
+          if (!arrivals.isReady(layer.digest) && pending !== null) {
+            const below = pending;
+            pending = null;
+            await commit(below);
+            parentDir = snapshotPath(store.paths.snapshots, below.chainId); // its build dir was renamed
+          }
+          await arrivals.ready(layer.digest);
+          await stored(layer, "layer");
         }
         const lock = await acquireLock(snapshotLockPath(store.paths, chainId), {
           purpose: `unpack ${chainId}`,
@@ -262,12 +302,94 @@ export async function unpackImage(
   if (top === undefined) throw new StoreError("INVALID", `image ${record.name} has no layers to unpack`);
   return {
     name: record.name,
-    id: imageId(record),
+    id: record.config.digest, // the image ID (records.ts imageId)
     chainId: top,
     rootfs: snapshotPath(store.paths.snapshots, top),
     layers,
     warnings,
   };
+}
+
+/**
+ * Unpacks the image a pull is fetching while it fetches. Fed the pull's progress, it starts once the image's
+ * manifest is stored and applies each layer as soon as its blob is committed, so decompressing and creating
+ * files overlap the download (which is mostly waiting on the network and the registry). Call `finish` when
+ * the pull has ended, whatever its outcome.
+ */
+export class UnpackWhilePulling {
+  readonly #store: Store;
+  readonly #name: string;
+  readonly #options: UnpackImageOptions;
+  readonly #abort = new AbortController();
+  readonly #arrived = new Set<string>();
+  readonly #waiting = new Map<string, (() => void)[]>();
+  #pullEnded = false;
+  #run: Promise<UnpackImageResult> | null = null;
+
+  constructor(store: Store, name: string, options: UnpackImageOptions = {}) {
+    this.#store = store;
+    this.#name = name;
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, this.#abort.signal])
+      : this.#abort.signal;
+    this.#options = { ...options, signal };
+  }
+
+  /** The pull's progress callback (chain it with any other). */
+  readonly onProgress = (p: PullProgress): void => {
+    if (p.phase !== "committed" && p.phase !== "exists") return;
+    this.#arrived.add(p.digest);
+    for (const wake of this.#waiting.get(p.digest) ?? []) wake();
+    this.#waiting.delete(p.digest);
+    if (p.kind === "manifest" && this.#run === null && !this.#pullEnded) {
+      this.#run = this.#start({ digest: p.digest, size: p.total });
+      this.#run.catch(() => {}); // finish() reports it
+    }
+  };
+
+  /**
+   * The unpack's result once the pull has ended: null when it never started (the pull stored no manifest;
+   * unpack the image by name then) or when the pull failed (`pulled` false), which aborts it.
+   */
+  async finish(pulled: boolean): Promise<UnpackImageResult | null> {
+    this.#pullEnded = true;
+    for (const wakers of this.#waiting.values()) for (const wake of wakers) wake();
+    this.#waiting.clear();
+    if (this.#run === null) return null;
+    if (!pulled) {
+      this.#abort.abort(new Error("the pull failed"));
+      await this.#run.catch(() => {});
+      return null;
+    }
+    return this.#run;
+  }
+
+  async #start(manifest: { digest: string; size: number }): Promise<UnpackImageResult> {
+    const bytes = await this.#store.content.read(manifest.digest, manifest.size);
+    const doc = parseManifestJson(bytes, "", `manifest ${manifest.digest}`) as ImageManifest;
+    const strip = (d: Descriptor): RecordDescriptor => ({
+      mediaType: d.mediaType,
+      digest: d.digest,
+      size: d.size,
+    });
+    const arrivals: Arrivals = {
+      isReady: (digest) => this.#pullEnded || this.#arrived.has(digest),
+      ready: (digest) =>
+        arrivals.isReady(digest)
+          ? Promise.resolve()
+          : new Promise((wake) => {
+              const list = this.#waiting.get(digest) ?? [];
+              list.push(wake);
+              this.#waiting.set(digest, list);
+            }),
+    };
+    return unpackLayers(
+      this.#store,
+      { name: this.#name, config: strip(doc.config), layers: doc.layers.map(strip) },
+      this.#options,
+      arrivals,
+    );
+  }
 }
 
 /** Whether the image's top snapshot exists. */

@@ -40,7 +40,7 @@ import {
   recordDigests,
   writeRecords,
 } from "./records.ts";
-import type { UnpackImageOptions, UnpackImageResult } from "./snapshots.ts";
+import type { UnpackImageOptions, UnpackImageResult, UnpackWhilePulling } from "./snapshots.ts";
 import type { VerifyOptions, VerifyReport } from "./verify.ts";
 
 export interface OpenStoreOptions {
@@ -361,6 +361,15 @@ export class Store {
   /** Unpacks a stored image into snapshots by ChainID (shared prefixes once): see snapshots.ts. */
   async unpack(query: string, options: UnpackImageOptions = {}): Promise<UnpackImageResult> {
     return (await import("./snapshots.ts")).unpackImage(this, query, options);
+  }
+
+  /**
+   * An unpack that runs while a pull of `reference` fetches it: pass its `onProgress` to the pull, then
+   * `finish` (see snapshots.ts UnpackWhilePulling).
+   */
+  async unpackWhilePulling(reference: string, options: UnpackImageOptions = {}): Promise<UnpackWhilePulling> {
+    const { UnpackWhilePulling } = await import("./snapshots.ts");
+    return new UnpackWhilePulling(this, formatReference(parseDockerRef(reference)), options);
   }
 
   /** Re-hashes every blob and checks every record: see verify.ts. */

@@ -1,5 +1,6 @@
 import { Node } from "../../node/core.ts";
 import { isPullPolicy, PULL_POLICIES, type PullPolicy } from "../../policy/index.ts";
+import type { PullProgress } from "../../store/core.ts";
 import { outputFormat, outputOption, parseCommandArgs, UsageError } from "../args.ts";
 import { type CliIo, ExitCode } from "../io.ts";
 import { PullProgressView } from "../progress.ts";
@@ -99,6 +100,17 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   const progress = format === "text" ? new PullProgressView(io.stderr) : null;
+  // With --unpack, layers are unpacked as they arrive, while the rest still download.
+  const unpacking = values.unpack
+    ? await backend.store.unpackWhilePulling(image, { signal: controller.signal })
+    : null;
+  const onProgress =
+    progress || unpacking
+      ? (p: PullProgress) => {
+          progress?.update(p);
+          unpacking?.onProgress(p);
+        }
+      : null;
   try {
     const node = await Node.open({
       store: backend.store,
@@ -108,15 +120,17 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
       credentials: credentialsFrom("pull", values, io),
       ...(platform ? { platform } : {}),
       signal: controller.signal,
-      ...(progress ? { onProgress: (p) => progress.update(p) } : {}),
+      ...(onProgress ? { onProgress } : {}),
     });
     const pulled = await node.pull(image, policy);
     await node.save();
     progress?.finish();
     // Unpack into ChainID snapshots: layers shared with images already unpacked are not unpacked again.
+    // When this pull fetched nothing (the image was present), the unpack starts now, from the record.
     const unpacked =
-      values.unpack && pulled.action !== "failed"
-        ? await backend.store.unpack(image, { signal: controller.signal })
+      unpacking && pulled.action !== "failed"
+        ? ((await unpacking.finish(true)) ??
+          (await backend.store.unpack(image, { signal: controller.signal })))
         : null;
     const outcome = unpacked
       ? {
@@ -153,6 +167,8 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
     }
     return outcome.action === "failed" ? ExitCode.findings : ExitCode.ok;
   } finally {
+    // After a failed pull (or anything that threw) a running unpack is stopped and its builds removed.
+    await unpacking?.finish(false);
     backend.close();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
