@@ -322,7 +322,7 @@ export function explainMisses(results: readonly ScenarioResult[]): string[] {
   const version = m("startup", "kpull --version");
   if (Number.isFinite(start)) {
     out.push(
-      `- **Start-up.** Every kpull pull is a Node process: bare \`node -e 0\` takes ${s(node)} s here and \`kpull pull --help\` (Node plus the ~100 modules a pull loads, nothing run) ${s(start)} s. skopeo and ctr are Go binaries that start in a few milliseconds (\`skopeo --version\`: ${s(m("startup", "skopeo --version"))} s). Whatever kpull does, ${s(start)} s is spent before its first request.`,
+      `- **Start-up.** Every kpull pull is a Node process: bare \`node -e 0\` takes ${s(node)} s here and \`kpull pull --help\` (Node plus the ~80 modules a pull loads, nothing run) ${s(start)} s. skopeo and ctr are Go binaries that start in a few milliseconds (\`skopeo --version\`: ${s(m("startup", "skopeo --version"))} s). Whatever kpull does, ${s(start)} s is spent before its first request.`,
     );
   }
   for (const id of ["cold-small", "multi", "incremental"]) {
