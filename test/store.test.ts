@@ -14,6 +14,7 @@ import { run } from "../src/cli/index.ts";
 import { CredentialStore, MediaType, parsePlatform, RegistryClient } from "../src/registry/index.ts";
 import { Store } from "../src/store/index.ts";
 import {
+  MEDIA,
   requireTool,
   seedImage,
   seedIndex,
@@ -127,6 +128,41 @@ describe("store pulls from a real registry", () => {
     assert.equal(second.reused.blobs, 1);
     assert.equal(second.reused.bytes, one.layers[0]?.bytes.length);
     assert.equal(statSync(join(store.root, "blobs", "sha256")).isDirectory(), true);
+  });
+
+  it("refuses an image whose config is over 4 MiB before fetching it (the config is read whole)", async () => {
+    const r = registry();
+    const good = tinyImage({ layers: [{ "a.txt": "a\n" }] });
+    const config = JSON.parse(good.config.bytes.toString());
+    config.history = [{ created_by: "x".repeat(4 * 1024 * 1024) }];
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const configDigest = `sha256:${createHash("sha256").update(configBytes).digest("hex")}`;
+    const manifest = JSON.parse(good.manifest.bytes.toString());
+    manifest.config = { mediaType: MEDIA.ociConfig, digest: configDigest, size: configBytes.length };
+    const manifestBytes = Buffer.from(JSON.stringify(manifest));
+    await seedImage(r, "team/fat", "v1", {
+      config: { digest: configDigest, mediaType: MEDIA.ociConfig, bytes: configBytes },
+      layers: good.layers,
+      manifest: {
+        digest: `sha256:${createHash("sha256").update(manifestBytes).digest("hex")}`,
+        mediaType: MEDIA.ociManifest,
+        bytes: manifestBytes,
+      },
+    });
+    const store = await Store.open(newRoot());
+    await assert.rejects(
+      store.pullImage(client(), `${r.host}/team/fat:v1`),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, "MANIFEST_INVALID");
+        assert.match(
+          e.message,
+          /its config is 4194\d{3} bytes, more than the 4194304 an image config may have/,
+        );
+        return true;
+      },
+    );
+    assert.equal(blobGets(await r.accessLog(), configDigest), 0, "the config is never fetched");
+    assert.deepEqual(await store.images(), []);
   });
 
   it("resumes an interrupted download with Range, without fetching the first part again", async () => {

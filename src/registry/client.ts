@@ -85,6 +85,11 @@ const DEFAULTS: HttpOptions = {
 };
 
 export const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
+/**
+ * The largest image config kpull reads (it is read whole, as JSON): containers/image's
+ * iolimits.MaxConfigBodySize, under which Podman, CRI-O and skopeo read configs.
+ */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
 export class RegistryClient {
   readonly stats: RequestStats = newStats();

@@ -8,7 +8,14 @@ export type {
   ImageManifest,
   RegistryClientOptions,
 } from "./client.ts";
-export { MAX_MANIFEST_BYTES, parseManifestJson, RegistryClient, Repository, sha256 } from "./client.ts";
+export {
+  MAX_CONFIG_BYTES,
+  MAX_MANIFEST_BYTES,
+  parseManifestJson,
+  RegistryClient,
+  Repository,
+  sha256,
+} from "./client.ts";
 export type { Credential, CredentialLookupOptions, CredentialSource } from "./credentials/index.ts";
 export {
   CredentialError,

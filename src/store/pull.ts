@@ -18,6 +18,7 @@ import {
   type ImageManifest,
   isIndexType,
   isManifestType,
+  MAX_CONFIG_BYTES,
   type Platform,
   parseManifestJson,
   RegistryError,
@@ -148,6 +149,13 @@ export async function pullImage(
     }
     const manifestDesc = current;
     crashPoint("pull-manifests-stored");
+    if (manifest.config.size > MAX_CONFIG_BYTES) {
+      // refused before a byte of it is fetched: the config is read whole, for its DiffIDs and platform
+      throw new RegistryError(
+        "MANIFEST_INVALID",
+        `manifest ${manifestDesc.digest}: its config is ${manifest.config.size} bytes, more than the ${MAX_CONFIG_BYTES} an image config may have`,
+      );
+    }
 
     // Config and layers: leased first, then fetched where missing.
     const parts: { desc: Descriptor; kind: BlobKind }[] = [

@@ -7,7 +7,12 @@
 
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
-import { type Descriptor, type ImageManifest, parseManifestJson } from "../registry/index.ts";
+import {
+  type Descriptor,
+  type ImageManifest,
+  MAX_CONFIG_BYTES,
+  parseManifestJson,
+} from "../registry/index.ts";
 import { crashPoint } from "./crash.ts";
 import { StoreError } from "./errors.ts";
 import type { StorePaths } from "./layout.ts";
@@ -83,6 +88,13 @@ type UnpackSubject = Pick<ImageRecord, "name" | "config" | "layers">;
 
 /** The DiffIDs of an image (its config's rootfs.diff_ids), checked against its layers. */
 export async function imageDiffIds(store: Store, record: UnpackSubject): Promise<string[]> {
+  if (record.config.size > MAX_CONFIG_BYTES) {
+    throw new StoreError(
+      "INVALID",
+      `image ${record.name}: its config is ${record.config.size} bytes, more than the ${MAX_CONFIG_BYTES} an image config may have`,
+      { subject: record.config.digest },
+    );
+  }
   const config = JSON.parse(
     (await store.content.read(record.config.digest, record.config.size)).toString("utf8"),
   ) as {
