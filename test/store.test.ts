@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { run } from "../src/cli/index.ts";
+import { CredentialVerifier, PullRecordsStore } from "../src/node/index.ts";
 import { CredentialStore, MediaType, parsePlatform, RegistryClient } from "../src/registry/index.ts";
 import { Store } from "../src/store/index.ts";
 import {
@@ -328,6 +329,56 @@ describe("kpull images, rmi, verify, gc (CLI on a store the library pulled into)
     assert.equal(missing.code, 1);
     assert.equal(missing.stderr, 'error: image "nope:1" not found\n');
     assert.equal((await cli(["rmi", "--root", root])).code, 2);
+  });
+
+  it("gc prunes the KEP-2535 pull records of images its space pass removed, not after an age pass alone", async () => {
+    const r = registry();
+    const keep = tinyImage({ layers: [{ "keep.txt": "keep\n" }] });
+    const drop = tinyImage({ layers: [{ "drop.txt": "drop\n" }] });
+    await seedImage(r, "team/keep", "v1", keep);
+    await seedImage(r, "team/drop", "v1", drop);
+    const root = newRoot();
+    const store = await Store.open(root);
+    for (const name of ["keep", "drop"]) await store.pullImage(client(), `${r.host}/team/${name}:v1`);
+    await store.pin(`${r.host}/team/keep:v1`);
+    const verifier = new CredentialVerifier({ root });
+    await verifier.recordImagePulled(`${r.host}/team/keep:v1`, keep.config.digest, null);
+    await verifier.recordImagePulled(`${r.host}/team/drop:v1`, drop.config.digest, null);
+    const records = new PullRecordsStore(root);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+
+    // The kubelet prunes only after a space pass: an age pass alone leaves the records.
+    const aged = await cli(["gc", "--max-age", "10ms", "--high", "100", "-o", "json", "--root", root]);
+    assert.equal(aged.code, 0, aged.stderr);
+    assert.deepEqual(JSON.parse(aged.stdout).pulledRecordsPruned, []);
+    assert.notEqual(await records.readPulled(drop.config.digest), null);
+
+    await store.pullImage(client(), `${r.host}/team/drop:v1`);
+    const space = await cli([
+      "gc",
+      "--high",
+      "0",
+      "--low",
+      "0",
+      "--min-age",
+      "0s",
+      "-o",
+      "json",
+      "--root",
+      root,
+    ]);
+    // --low 0 cannot be reached (FreeDiskSpaceFailed, exit 1), but the kubelet runs the hook before that check
+    assert.equal(space.code, 1, space.stderr);
+    assert.match(space.stderr, /FreeDiskSpaceFailed/);
+    const report = JSON.parse(space.stdout);
+    assert.deepEqual(
+      report.removed.map((x: { id: string }) => x.id),
+      [drop.config.digest],
+      "the pinned image stays",
+    );
+    assert.deepEqual(report.pulledRecordsPruned, [drop.config.digest]);
+    assert.equal(await records.readPulled(drop.config.digest), null);
+    assert.notEqual(await records.readPulled(keep.config.digest), null, "a present image keeps its record");
   });
 
   it("gc --max-age removes unused images by age, --dry-run changes nothing, then unreferenced content goes", async () => {

@@ -1,4 +1,4 @@
-import { garbageCollectRuntime, type RuntimeGcReport } from "../../node/index.ts";
+import { CredentialVerifier, garbageCollectRuntime, type RuntimeGcReport } from "../../node/index.ts";
 import { formatGoDuration } from "../../policy/index.ts";
 import { type GcReport, parseDuration, Store } from "../../store/index.ts";
 import { outputFormat, outputOption, parseCommandArgs, UsageError } from "../args.ts";
@@ -112,6 +112,18 @@ export async function gcCommand(argv: readonly string[], io: CliIo): Promise<num
     );
   }
   let report: GcReport | RuntimeGcReport;
+  let prunedRecords: string[] = [];
+  const started = Date.now();
+  // The kubelet's post-GC hook (KEP-2535, kubelet.md §3.7): once the space pass has removed what it could
+  // (enough or not, but not when a removal failed), the pull records of images that are gone and were not
+  // updated since the GC started go too (image_gc_manager.go runs the hooks before the freed-enough check).
+  const prune = async (root: string, imageIds: () => Promise<Iterable<string>>) => {
+    if (report.dryRun || !report.spacePass) return;
+    if (report.error !== null && report.error.code !== "FreeDiskSpaceFailed") return;
+    prunedRecords = await CredentialVerifier.pruneAfterGc(root, await imageIds(), started, (m) =>
+      io.stderr.write(`warning: ${m}\n`),
+    );
+  };
   if (runtimeEndpointFrom(values, io) !== null) {
     const backend = await openNodeBackend(values, io);
     try {
@@ -120,15 +132,25 @@ export async function gcCommand(argv: readonly string[], io: CliIo): Promise<num
         policy,
         dryRun: values["dry-run"] === true,
       });
+      await prune(backend.store.root, async () => (await runtime.listImages()).map((i) => i.id));
     } finally {
       backend.close();
     }
   } else {
     const store = await Store.open(rootFrom(values, io), { create: false });
     report = await store.garbageCollect({ policy, dryRun: values["dry-run"] === true });
+    await prune(store.root, async () => (await store.images()).map((r) => r.config.digest));
   }
-  if (format !== "text") writeStructured(io, format, toJson(report));
-  else io.stdout.write(renderGc(report));
+  if (format !== "text")
+    writeStructured(io, format, { ...toJson(report), pulledRecordsPruned: prunedRecords });
+  else {
+    io.stdout.write(renderGc(report));
+    if (prunedRecords.length > 0) {
+      io.stdout.write(
+        `removed the pull records (KEP-2535) of ${plural(prunedRecords.length, "image")} gone\n`,
+      );
+    }
+  }
   for (const e of report.events) io.stderr.write(`${e.type} ${e.reason}: ${e.message}\n`);
   return report.ok ? ExitCode.ok : ExitCode.findings;
 }

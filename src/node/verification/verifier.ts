@@ -285,6 +285,23 @@ export class CredentialVerifier implements PullVerifier {
     return deleted;
   }
 
+  /**
+   * The kubelet's post-GC hook (kubelet.md §3.7): once an image GC's space pass has run, the records of
+   * images no longer among `imageRefs` and not updated since `gcStartedAt` go. A store that never recorded
+   * a pull has nothing to prune.
+   */
+  static async pruneAfterGc(
+    root: string,
+    imageRefs: Iterable<string>,
+    gcStartedAt: number,
+    onWarning?: (message: string) => void,
+  ): Promise<string[]> {
+    return new CredentialVerifier({ root, ...(onWarning ? { onWarning } : {}) }).pruneUnknownRecords(
+      imageRefs,
+      gcStartedAt,
+    );
+  }
+
   /** Pulls of `image` in flight in this process. */
   inFlight(image: string): number {
     return this.#intentCounters.get(image) ?? 0;
