@@ -22,7 +22,7 @@ export {
   parseImageName,
   unsupportedPolicyMessage,
 } from "./defaulting.ts";
-export { formatGoDuration } from "./duration.ts";
+export { formatGoDuration, parseGoDuration } from "./duration.ts";
 export { goQuote } from "./quote.ts";
 export type { EventType, WaitingReason } from "./reasons.ts";
 export {

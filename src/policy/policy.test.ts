@@ -12,6 +12,7 @@ import {
   ImageNameError,
   messages,
   nodeBehaviour,
+  parseGoDuration,
   parseImageName,
 } from "./index.ts";
 
@@ -242,4 +243,23 @@ describe("message formats (kubelet.md §2.6, A.10)", () => {
     assert.equal(messages.alreadyPresent("app:1"), 'Container image "app:1" already present on machine');
     assert.equal(messages.backOff("typo_image"), 'Back-off pulling image "typo_image"');
   });
+});
+
+describe("parseGoDuration (Go's time.ParseDuration)", () => {
+  const ok: [string, number][] = [
+    ["0", 0],
+    ["12h", 12 * 3600_000],
+    ["1h30m", 90 * 60_000],
+    ["1.5s", 1500],
+    [".5s", 500],
+    ["1.s", 1000],
+    ["300ms", 300],
+    ["-1m", -60_000],
+    ["+2s", 2000],
+    ["1µs", 0.001],
+  ];
+  for (const [s, ms] of ok) it(`${s} -> ${ms} ms`, () => assert.equal(parseGoDuration(s), ms));
+  for (const s of ["", "1", "h", ".s", "1d", "1h 2m", "10e3s", "-", "3000000h"]) {
+    it(`${JSON.stringify(s)} is invalid`, () => assert.equal(parseGoDuration(s), null));
+  }
 });

@@ -5,7 +5,6 @@ import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { format, inspect } from "node:util";
 import { credentialHash, credentialSecrets, RegistryCredential } from "./credential.ts";
-import { parseGoDuration } from "./duration.ts";
 import { CredentialError, REDACTED, redact } from "./errors.ts";
 
 const sha = (s: string) => createHash("sha256").update(s, "utf8").digest("hex");
@@ -118,23 +117,4 @@ describe("CredentialError", () => {
     assert.equal(e.helper, "docker-credential-x");
     assert.ok(e instanceof Error);
   });
-});
-
-describe("parseGoDuration", () => {
-  const ok: [string, number][] = [
-    ["0", 0],
-    ["12h", 12 * 3600_000],
-    ["1h30m", 90 * 60_000],
-    ["1.5s", 1500],
-    [".5s", 500],
-    ["1.s", 1000],
-    ["300ms", 300],
-    ["-1m", -60_000],
-    ["+2s", 2000],
-    ["1µs", 0.001],
-  ];
-  for (const [s, ms] of ok) it(`${s} -> ${ms} ms`, () => assert.equal(parseGoDuration(s), ms));
-  for (const s of ["", "1", "h", ".s", "1d", "1h 2m", "10e3s", "-"]) {
-    it(`${JSON.stringify(s)} is invalid`, () => assert.equal(parseGoDuration(s), null));
-  }
 });

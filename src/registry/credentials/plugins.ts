@@ -8,8 +8,8 @@
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type * as Yaml from "yaml";
+import { parseGoDuration } from "../../policy/index.ts";
 import { isPlainObject, jsonType } from "./dockerconfig.ts";
-import { parseGoDuration } from "./duration.ts";
 import { CredentialError } from "./errors.ts";
 import { run } from "./exec.ts";
 import { isValidMatchImage, urlsMatch } from "./keyring.ts";

@@ -5,6 +5,7 @@
 
 import { isAbsolute, join, posix } from "node:path";
 import { parse, TomlError } from "smol-toml";
+import { parseGoDuration } from "../../policy/index.ts";
 import { HostsConfigError } from "./errors.ts";
 import { ALL_CAPABILITIES, type HostCapability } from "./host.ts";
 import { hostsInFileOrder } from "./toml-order.ts";
@@ -283,36 +284,4 @@ function apiPath(urlPath: string, overridePath: boolean): string {
   if (cleaned === "/") return overridePath ? "" : "/v2";
   if (overridePath || cleaned.endsWith("/v2")) return cleaned;
   return `${cleaned}/v2`;
-}
-
-const UNIT_MS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  μs: 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
-/** Go's time.ParseDuration, in milliseconds; null where Go returns an error. */
-export function parseGoDuration(s: string): number | null {
-  const m = /^([-+]?)(.*)$/s.exec(s) as RegExpExecArray;
-  const body = m[2] as string;
-  if (body === "0") return 0;
-  if (body === "") return null;
-  const term = /(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)/y;
-  let total = 0;
-  let pos = 0;
-  while (pos < body.length) {
-    term.lastIndex = pos;
-    const t = term.exec(body);
-    if (!t) return null;
-    const [, whole = "", frac] = t;
-    if (whole === "" && (frac === undefined || frac === "")) return null;
-    total += Number(`${whole || "0"}.${frac || "0"}`) * (UNIT_MS[t[3] as string] as number);
-    pos = term.lastIndex;
-  }
-  return m[1] === "-" ? -total : total;
 }
