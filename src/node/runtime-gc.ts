@@ -10,13 +10,12 @@ import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import {
   DEFAULT_GC_POLICY,
   type DiskUsage,
-  type GcEvent,
   type GcImage,
   type GcImageReport,
   type GcPlan,
   type GcPolicy,
-  type GcSkipReason,
   gcOutcome,
+  type ImageGcReport,
   planImageGc,
   type Store,
 } from "../store/index.ts";
@@ -35,28 +34,15 @@ export interface RuntimeGcOptions {
   readonly disk?: DiskUsage;
 }
 
-/** The same report as the store's GC (src/store GcReport) without a content sweep. */
-export interface RuntimeGcReport {
-  readonly dryRun: boolean;
-  readonly disabled: boolean;
-  readonly policy: GcPolicy;
-  readonly disk: DiskUsage & {
-    readonly usagePercent: number;
+/** The store's GC report (src/store ImageGcReport) without a content sweep, and the runtime's disk. */
+export interface RuntimeGcReport extends ImageGcReport {
+  readonly disk: ImageGcReport["disk"] & {
     /** The image filesystem ImageFsInfo reports, and the bytes images use on it by the runtime's count. */
     readonly mountpoint: string | null;
     readonly usedBytes: number | null;
   };
-  readonly agePass: boolean;
-  readonly spacePass: boolean;
-  readonly amountToFree: number;
-  readonly removed: readonly (GcImageReport & { readonly reason: "age" | "space" })[];
-  readonly skipped: readonly (GcImageReport & { readonly reason: GcSkipReason })[];
-  readonly freedBySpacePass: number;
   /** Always null: the runtime removes content itself, after RemoveImage, and does not say how much. */
   readonly content: null;
-  readonly events: readonly GcEvent[];
-  readonly ok: boolean;
-  readonly error: { readonly code: string; readonly message: string } | null;
 }
 
 export class RuntimeGcError extends Error {

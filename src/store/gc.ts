@@ -300,7 +300,8 @@ export interface GcImageReport {
   readonly size: number;
 }
 
-export interface GcReport {
+/** What an image GC reports, on the store (GcReport) or on a runtime (node's RuntimeGcReport). */
+export interface ImageGcReport {
   readonly dryRun: boolean;
   /** Image GC did not run: high = 100 and maxAge = 0, as the kubelet (the sweep still runs). */
   readonly disabled: boolean;
@@ -314,11 +315,16 @@ export interface GcReport {
   readonly skipped: readonly (GcImageReport & { readonly reason: GcSkipReason })[];
   /** Image sizes the space pass removed (the kubelet's measure against amountToFree). */
   readonly freedBySpacePass: number;
-  readonly content: SweepReport;
+  /** The content sweep after it; null on a runtime, which removes content itself. */
+  readonly content: SweepReport | null;
   readonly events: readonly GcEvent[];
   /** False when the space pass could not free enough, or capacity was 0. */
   readonly ok: boolean;
   readonly error: { readonly code: string; readonly message: string } | null;
+}
+
+export interface GcReport extends ImageGcReport {
+  readonly content: SweepReport;
 }
 
 interface GcState {

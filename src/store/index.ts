@@ -4,7 +4,15 @@
 export type { ExportReport, ImportOptions, ImportReport } from "./archive.ts";
 export { exportArchive, importArchive } from "./archive.ts";
 export * from "./core.ts";
-export type { GcEvent, GcImageReport, GcOptions, GcReport, SweepOptions, SweepReport } from "./gc.ts";
+export type {
+  GcEvent,
+  GcImageReport,
+  GcOptions,
+  GcReport,
+  ImageGcReport,
+  SweepOptions,
+  SweepReport,
+} from "./gc.ts";
 export { DEFAULT_INGEST_MAX_AGE_MS, gcOutcome, statfsUsage } from "./gc.ts";
 export type { DiskUsage, GcImage, GcPlan, GcPolicy, GcRemoval, GcSkipReason, PlanInput } from "./gc-plan.ts";
 export { DEFAULT_GC_POLICY, diskPressure, evictionOrder, planImageGc, validateGcPolicy } from "./gc-plan.ts";

@@ -1,6 +1,6 @@
-import { CredentialVerifier, garbageCollectRuntime, type RuntimeGcReport } from "../../node/index.ts";
+import { CredentialVerifier, garbageCollectRuntime } from "../../node/index.ts";
 import { formatGoDuration } from "../../policy/index.ts";
-import { type GcReport, parseDuration, Store } from "../../store/index.ts";
+import { type ImageGcReport, parseDuration, Store } from "../../store/index.ts";
 import { outputFormat, outputOption, parseCommandArgs, UsageError } from "../args.ts";
 import { type CliIo, ExitCode } from "../io.ts";
 import {
@@ -111,7 +111,7 @@ export async function gcCommand(argv: readonly string[], io: CliIo): Promise<num
       `LowThresholdPercent ${policy.lowThresholdPercent} can not be higher than HighThresholdPercent ${policy.highThresholdPercent}`,
     );
   }
-  let report: GcReport | RuntimeGcReport;
+  let report: ImageGcReport;
   let prunedRecords: string[] = [];
   const started = Date.now();
   // The kubelet's post-GC hook (KEP-2535, kubelet.md §3.7): once the space pass has removed what it could
@@ -156,7 +156,7 @@ export async function gcCommand(argv: readonly string[], io: CliIo): Promise<num
 }
 
 /** The report with durations as Go prints them and the totals first. */
-function toJson(r: GcReport | RuntimeGcReport) {
+function toJson(r: ImageGcReport) {
   return {
     dryRun: r.dryRun,
     disabled: r.disabled,
@@ -181,7 +181,7 @@ function toJson(r: GcReport | RuntimeGcReport) {
   };
 }
 
-function renderGc(r: GcReport | RuntimeGcReport): string {
+function renderGc(r: ImageGcReport): string {
   const lines: string[] = [];
   const verb = r.dryRun ? "would remove" : "removed";
   lines.push(
