@@ -231,8 +231,11 @@ async function unpackLayers(
         try {
           const final = snapshotPath(store.paths.snapshots, chainId);
           if (await isDir(final)) {
-            if (pending !== null) await commit(pending);
-            pending = null;
+            if (pending !== null) {
+              const below = pending;
+              pending = null; // committed (or discarded, if that fails) exactly once
+              await commit(below);
+            }
             layers.push({ digest: layer.digest, diffId: diffIds[i] as string, chainId, created: false });
             options.onLayer?.({ index: i, chainId, created: false });
             parentDir = final;

@@ -160,7 +160,7 @@ export async function pullCommand(argv: readonly string[], io: CliIo): Promise<n
       );
       if (unpacked) {
         io.stdout.write(
-          `  unpacked: ${unpacked.rootfs} (${unpacked.layers.filter((l) => l.created).length} of ${unpacked.layers.length} layers unpacked now; the rest shared)\n`,
+          `  unpacked: ${unpacked.rootfs} (${unpacked.layers.filter((l) => l.created).length} of ${unpacked.layers.length} layers unpacked now; the rest shared)\n  read-only: its files are shared with other snapshots; mount it as an overlay's lower directory or copy it\n`,
         );
         for (const w of unpacked.warnings) io.stderr.write(`warning: ${w.layer}: ${w.message}\n`);
       }

@@ -510,6 +510,33 @@ describe("compression and DiffID", () => {
       (e: unknown) => e instanceof UnpackError && e.reason === "aborted",
     );
   });
+
+  it("reports an abort mid-stream as aborted, whatever the reason and the compression", async () => {
+    const big = Array.from({ length: 200 }, (_, i) => ({ name: `f${i}`, body: "x".repeat(64 * 1024) }));
+    const t = tar(big);
+    for (const compression of ["gzip", "zstd", "none"] as const) {
+      for (const reason of [undefined, new Error("the pull failed")]) {
+        const ac = new AbortController();
+        const data = compression === "gzip" ? gzip(t) : compression === "zstd" ? zstd(t) : t;
+        // a stream that delivers a little, then waits: the abort lands while the layer is being read
+        const slow = Readable.from(
+          (async function* () {
+            yield data.subarray(0, 64 * 1024);
+            ac.abort(reason);
+            await new Promise((done) => setTimeout(done, 50));
+            yield data.subarray(64 * 1024);
+          })(),
+        );
+        await assert.rejects(
+          applyLayer(sb.root, slow, compression, sha256(t), { signal: ac.signal }),
+          (e: unknown) => e instanceof UnpackError && e.reason === "aborted",
+          `${compression}, ${reason ? "an Error reason" : "no reason"}`,
+        );
+        await fs.rm(sb.root, { recursive: true });
+        await fs.mkdir(sb.root);
+      }
+    }
+  });
 });
 
 describe("rootless (sameOwner: false)", () => {

@@ -169,6 +169,10 @@ async function apply(
     await applier.settle();
     applier.finish();
   } catch (e) {
+    // an abort surfaces as its reason (any Error) or whatever the stream made of it: call it what it is
+    if (options.signal?.aborted && !(e instanceof UnpackError && e.reason !== "io")) {
+      throw new UnpackError("aborted", "layer apply aborted", { cause: e });
+    }
     throw asUnpackError(e);
   } finally {
     await applier.drain(); // no create may outlive the apply: the caller removes a failed tree next

@@ -220,7 +220,9 @@ async function syncDir(dir: string): Promise<void> {
 function run(argv: string[], signal: AbortSignal | undefined): Promise<void> {
   const [cmd, ...args] = argv as [string, ...string[]];
   return new Promise((done, fail) => {
-    execFile(cmd, args, { signal, maxBuffer: 1 << 20 }, (err, _stdout, stderr) => {
+    // LC_ALL=C: the errors are recognized by their English text (EMLINK, ENOSPC)
+    const env = { ...process.env, LC_ALL: "C" };
+    execFile(cmd, args, { signal, env, maxBuffer: 1 << 20 }, (err, _stdout, stderr) => {
       if (err === null) return done();
       if (err.name === "AbortError")
         return fail(new UnpackError("aborted", "snapshot aborted", { cause: err }));

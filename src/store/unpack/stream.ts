@@ -144,7 +144,8 @@ function asBuffer(chunk: string | Buffer): Buffer {
 /** zlib's errors (corrupt data, truncated stream) become bad-archive; others pass through. */
 function asStreamError(e: unknown, kind: Compression): unknown {
   if (e instanceof UnpackError) return e;
-  const code = (e as NodeJS.ErrnoException | null)?.code ?? "";
+  const raw: unknown = (e as { code?: unknown } | null)?.code;
+  const code = typeof raw === "string" ? raw : ""; // a DOMException's code is a number (an abort's: 20)
   if (code.startsWith("Z_") || code.startsWith("ZSTD_") || code === "ERR_ZLIB_INITIALIZATION_FAILED") {
     return new UnpackError("bad-archive", `invalid ${kind} stream: ${(e as Error).message}`, { cause: e });
   }
