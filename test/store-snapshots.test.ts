@@ -240,6 +240,27 @@ describe("unpacking while a pull fetches (UnpackWhilePulling)", () => {
       snapshots(root).filter((n) => n.startsWith(".")),
       [],
     );
+
+    // The unpack followed one manifest, the pull recorded another (a tag that moved between attempts):
+    // the streamed result is dropped, so the caller unpacks what was recorded.
+    const other = await store.unpackWhilePulling(ref);
+    for (const [kind, blob] of [
+      ["manifest", image.manifest],
+      ["config", image.config],
+    ] as const) {
+      other.onProgress({
+        kind,
+        digest: blob.digest,
+        phase: "exists",
+        completed: 0,
+        total: blob.bytes.length,
+      });
+    }
+    assert.equal(await other.finish(true), null);
+    assert.deepEqual(
+      snapshots(root).filter((n) => n.startsWith(".")),
+      [],
+    );
   });
 
   it("refuses a layer that does not match its DiffID, leaving no snapshot", async () => {

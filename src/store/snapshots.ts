@@ -340,6 +340,7 @@ export class UnpackWhilePulling {
   readonly #waiting = new Map<string, (() => void)[]>();
   #pullEnded = false;
   #run: Promise<UnpackImageResult> | null = null;
+  #manifest: string | null = null;
 
   constructor(store: Store, name: string, options: UnpackImageOptions = {}) {
     this.#store = store;
@@ -357,6 +358,7 @@ export class UnpackWhilePulling {
     for (const wake of this.#waiting.get(p.digest) ?? []) wake();
     this.#waiting.delete(p.digest);
     if (p.kind === "manifest" && this.#run === null && !this.#pullEnded) {
+      this.#manifest = p.digest;
       this.#run = this.#start({ digest: p.digest, size: p.total });
       this.#run.catch(() => {}); // finish() reports it
     }
@@ -364,15 +366,18 @@ export class UnpackWhilePulling {
 
   /**
    * The unpack's result once the pull has ended: null when it never started (the pull stored no manifest;
-   * unpack the image by name then) or when the pull failed (`pulled` false), which aborts it.
+   * unpack the image by name then), when the pull failed (`pulled` false), or when the image the pull
+   * recorded has another manifest than the one this unpack followed; the last two abort it.
    */
   async finish(pulled: boolean): Promise<UnpackImageResult | null> {
     this.#pullEnded = true;
     for (const wakers of this.#waiting.values()) for (const wake of wakers) wake();
     this.#waiting.clear();
     if (this.#run === null) return null;
-    if (!pulled) {
-      this.#abort.abort(new Error("the pull failed"));
+    // The image the pull recorded must be the one being unpacked (a retry may have met a moved tag).
+    const recorded = pulled ? (await this.#store.find(this.#name))[0] : undefined;
+    if (!pulled || (recorded !== undefined && recorded.manifest.digest !== this.#manifest)) {
+      this.#abort.abort(new Error(pulled ? "the pull recorded another manifest" : "the pull failed"));
       await this.#run.catch(() => {});
       return null;
     }
