@@ -6,7 +6,6 @@
 // pins come from the runtime state (runtime-state.ts). Content is the runtime's business: containerd
 // deletes blobs and snapshots itself once the last name of an image is gone, so there is no sweep here.
 
-import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import {
   DEFAULT_GC_POLICY,
   type DiskUsage,
@@ -14,9 +13,11 @@ import {
   type GcImageReport,
   type GcPlan,
   type GcPolicy,
-  gcOutcome,
   type ImageGcReport,
+  imageGcReport,
   planImageGc,
+  previousGcFailed,
+  recordGcRun,
   type Store,
 } from "../store/index.ts";
 import { imageNames } from "./image-names.ts";
@@ -52,11 +53,6 @@ export class RuntimeGcError extends Error {
     this.name = "RuntimeGcError";
     this.code = code;
   }
-}
-
-interface GcState {
-  lastRun: string;
-  failed: boolean;
 }
 
 function diskOf(fs: FilesystemUsage | undefined): DiskUsage {
@@ -123,7 +119,7 @@ export async function garbageCollectRuntime(
       // Records of images the runtime no longer has, and of those about to go, are dropped.
       const doomed = new Set(plan.remove.map((r) => r.id));
       for (const id of Object.keys(records)) if (!byId.has(id) || doomed.has(id)) delete records[id];
-      previousFailed = (await readGcState(state))?.failed === true;
+      previousFailed = await previousGcFailed(state);
     }
     return { plan, previousFailed };
   });
@@ -142,7 +138,7 @@ export async function garbageCollectRuntime(
   const failure: GcPlan["failure"] | { code: "RemoveImageFailed"; message: string } =
     plan.failure ?? (errors.length > 0 ? { code: "RemoveImageFailed", message: errors.join("; ") } : null);
   if (!dryRun) {
-    await writeGcState(state, { lastRun: new Date(now).toISOString(), failed: failure !== null });
+    await recordGcRun(state, now, failure !== null);
   }
 
   const describe = (id: string): GcImageReport => {
@@ -150,46 +146,10 @@ export async function garbageCollectRuntime(
     const names = image ? imageNames(image).map((n) => n.name) : [];
     return { id, names: names.length > 0 ? names : [id], size: image?.size ?? 0 };
   };
-  const { events, capacity, usagePercent } = gcOutcome(plan, disk, policy, previousFailed);
+  const report = imageGcReport(plan, { disk, policy, dryRun, previousFailed, describe, failure });
   return {
-    dryRun,
-    disabled: plan.disabled,
-    policy,
-    disk: {
-      capacity,
-      available: Math.min(Math.trunc(disk.available), capacity),
-      usagePercent,
-      mountpoint: fs?.mountpoint ?? null,
-      usedBytes: fs?.usedBytes ?? null,
-    },
-    agePass: plan.agePass,
-    spacePass: plan.spacePass,
-    amountToFree: plan.amountToFree,
-    removed: plan.remove.map((r) => ({ ...describe(r.id), reason: r.reason })),
-    skipped: plan.skipped.map((s) => ({ ...describe(s.id), reason: s.reason })),
-    freedBySpacePass: plan.freedBySpacePass,
+    ...report,
+    disk: { ...report.disk, mountpoint: fs?.mountpoint ?? null, usedBytes: fs?.usedBytes ?? null },
     content: null,
-    events,
-    ok: failure === null,
-    error: failure,
   };
-}
-
-async function readGcState(state: Store): Promise<GcState | null> {
-  try {
-    return JSON.parse(await readFile(state.paths.gcJson, "utf8")) as GcState;
-  } catch {
-    return null;
-  }
-}
-
-async function writeGcState(state: Store, value: GcState): Promise<void> {
-  const temp = `${state.paths.gcJson}.${process.pid}.tmp`;
-  try {
-    await writeFile(temp, `${JSON.stringify(value)}\n`);
-    await rename(temp, state.paths.gcJson);
-  } catch (error) {
-    await rm(temp, { force: true }).catch(() => {}); // a full disk must not leave half a file behind
-    throw error;
-  }
 }

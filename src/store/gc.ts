@@ -269,18 +269,29 @@ export interface GcEvent {
   readonly message: string;
 }
 
-/** What a GC run reports whatever the backend: the kubelet's events (a second failing run in a row adds
- * ImageGCFailed) and the usage figure (computed even when image GC is disabled, for the report). */
-export function gcOutcome(
+/**
+ * What an image GC reports whatever the backend, but for what each adds (the store its content sweep, a
+ * runtime its disk details): the plan's passes and images, described by `describe`; the kubelet's events
+ * (a second failing run in a row adds ImageGCFailed); the usage figure (computed even when image GC is
+ * disabled). `failure` is the plan's unless the caller met one of its own while removing.
+ */
+export function imageGcReport(
   plan: GcPlan,
-  disk: DiskUsage,
-  policy: GcPolicy,
-  previousFailed: boolean,
-): { events: GcEvent[]; capacity: number; usagePercent: number } {
+  run: {
+    readonly disk: DiskUsage;
+    readonly policy: GcPolicy;
+    readonly dryRun: boolean;
+    readonly previousFailed: boolean;
+    readonly describe: (id: string) => GcImageReport;
+    readonly failure?: ImageGcReport["error"];
+  },
+): Omit<ImageGcReport, "content"> {
+  const { disk, policy, describe } = run;
+  const failure = run.failure === undefined ? plan.failure : run.failure;
   const events: GcEvent[] = [];
   if (plan.failure !== null) {
     events.push({ type: "Warning", reason: plan.failure.code, message: plan.failure.message });
-    if (previousFailed)
+    if (run.previousFailed)
       events.push({ type: "Warning", reason: "ImageGCFailed", message: plan.failure.message });
   }
   let usagePercent = plan.usagePercent;
@@ -291,7 +302,34 @@ export function gcOutcome(
       usagePercent = 0; // capacity 0: nothing to report, and image GC is off anyway
     }
   }
-  return { events, capacity: Math.trunc(disk.capacity), usagePercent };
+  const capacity = Math.trunc(disk.capacity);
+  return {
+    dryRun: run.dryRun,
+    disabled: plan.disabled,
+    policy,
+    disk: { capacity, available: Math.min(Math.trunc(disk.available), capacity), usagePercent },
+    agePass: plan.agePass,
+    spacePass: plan.spacePass,
+    amountToFree: plan.amountToFree,
+    removed: plan.remove.map((r) => ({ ...describe(r.id), reason: r.reason })),
+    skipped: plan.skipped.map((x) => ({ ...describe(x.id), reason: x.reason })),
+    freedBySpacePass: plan.freedBySpacePass,
+    events,
+    ok: failure === null,
+    error: failure,
+  };
+}
+
+/** Whether the previous image GC on this root failed (`gc.json`): a second failure adds ImageGCFailed. */
+export async function previousGcFailed(store: Store): Promise<boolean> {
+  const state = await readJsonFile<GcState | null>(store.paths.gcJson, null).catch(() => null);
+  return state?.failed === true;
+}
+
+/** Records this image GC's outcome in `gc.json`, durably. */
+export async function recordGcRun(store: Store, now: number, failed: boolean): Promise<void> {
+  const next: GcState = { lastRun: new Date(now).toISOString(), failed };
+  await writeFileAtomic(store.paths.gcJson, `${JSON.stringify(next)}\n`);
 }
 
 export interface GcImageReport {
@@ -384,10 +422,8 @@ export async function garbageCollect(store: Store, options: GcOptions = {}): Pro
         crashPoint("gc-before-records");
         if (doomed.size > 0 || touched) await writeRecords(store.paths, records);
         crashPoint("gc-after-records");
-        const state = await readJsonFile<GcState | null>(store.paths.gcJson, null).catch(() => null);
-        previousFailed = state?.failed === true;
-        const next: GcState = { lastRun: new Date(now).toISOString(), failed: plan.failure !== null };
-        await writeFileAtomic(store.paths.gcJson, `${JSON.stringify(next)}\n`);
+        previousFailed = await previousGcFailed(store);
+        await recordGcRun(store, now, plan.failure !== null);
       }
     },
     { signal: options.signal, purpose: "image gc" },
@@ -406,25 +442,5 @@ export async function garbageCollect(store: Store, options: GcOptions = {}): Pro
     const group = groups.get(id) ?? [];
     return { id, names: group.map((r) => r.name), size: Math.max(0, ...group.map((r) => r.size)) };
   };
-  const { events, capacity, usagePercent } = gcOutcome(plan, disk, policy, previousFailed);
-  return {
-    dryRun,
-    disabled: plan.disabled,
-    policy,
-    disk: {
-      capacity,
-      available: Math.min(Math.trunc(disk.available), capacity),
-      usagePercent,
-    },
-    agePass: plan.agePass,
-    spacePass: plan.spacePass,
-    amountToFree: plan.amountToFree,
-    removed: plan.remove.map((r) => ({ ...describe(r.id), reason: r.reason })),
-    skipped: plan.skipped.map((s) => ({ ...describe(s.id), reason: s.reason })),
-    freedBySpacePass: plan.freedBySpacePass,
-    content,
-    events,
-    ok: plan.failure === null,
-    error: plan.failure,
-  };
+  return { ...imageGcReport(plan, { disk, policy, dryRun, previousFailed, describe }), content };
 }

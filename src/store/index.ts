@@ -13,7 +13,13 @@ export type {
   SweepOptions,
   SweepReport,
 } from "./gc.ts";
-export { DEFAULT_INGEST_MAX_AGE_MS, gcOutcome, statfsUsage } from "./gc.ts";
+export {
+  DEFAULT_INGEST_MAX_AGE_MS,
+  imageGcReport,
+  previousGcFailed,
+  recordGcRun,
+  statfsUsage,
+} from "./gc.ts";
 export type { DiskUsage, GcImage, GcPlan, GcPolicy, GcRemoval, GcSkipReason, PlanInput } from "./gc-plan.ts";
 export { DEFAULT_GC_POLICY, diskPressure, evictionOrder, planImageGc, validateGcPolicy } from "./gc-plan.ts";
 export type { CopyOptions, CopyReport } from "./oci-dir.ts";
