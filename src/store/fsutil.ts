@@ -28,17 +28,22 @@ export function tempPathFor(path: string): string {
   return join(dirname(path), `.tmp-${basename(path)}-${process.pid}-${randomBytes(4).toString("hex")}`);
 }
 
+/** Creates the new file `tmp` (never an existing one), writes `data` and fsyncs it. */
+async function writeSynced(tmp: string, data: string | Uint8Array): Promise<void> {
+  const handle = await fs.open(tmp, "wx", 0o644);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Writes `data` to `path` atomically and durably: temp file, fsync, rename, fsync the directory. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = tempPathFor(path);
   try {
-    const handle = await fs.open(tmp, "wx", 0o644);
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeSynced(tmp, data);
     crashPoint("atomic-write-synced");
     await fs.rename(tmp, path);
   } catch (error) {
@@ -56,13 +61,7 @@ export async function createFileExclusive(path: string, data: string | Uint8Arra
   const tmp = tempPathFor(path);
   let created = false;
   try {
-    const handle = await fs.open(tmp, "wx", 0o644);
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeSynced(tmp, data);
     await fs.link(tmp, path);
     created = true;
   } catch (error) {
