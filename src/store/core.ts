@@ -50,4 +50,4 @@ export {
 export type { RootOptions } from "./root.ts";
 export { SYSTEM_ROOT, storeRoot } from "./root.ts";
 export type { ImageStatus, OpenStoreOptions, RemoveResult } from "./store.ts";
-export { findIn, imageName, Lease, Store } from "./store.ts";
+export { findIn, type ImageQuery, imageName, Lease, parseImageQuery, Store } from "./store.ts";

@@ -451,19 +451,43 @@ export function imageName(reference: string | Reference): string {
   return formatReference(typeof reference === "string" ? parseDockerRef(reference) : reference);
 }
 
-export function findIn(records: readonly ImageRecord[], query: string): ImageRecord[] {
-  const q = query.trim();
+/**
+ * How a user's image string is read, on the store (`findIn`) and on a runtime: a bare digest (an image ID,
+ * a manifest or index digest), a name (`repo:tag`, `repo@digest`), and, when it looks like one, an image ID
+ * prefix of at least 3 hex digits (tried when nothing is found by name: `abc` is also a valid name).
+ */
+export interface ImageQuery {
+  readonly text: string;
+  readonly digest: string | null;
+  readonly ref: Reference | null;
+  readonly idPrefix: string | null;
+}
+
+export function parseImageQuery(query: string): ImageQuery {
+  const text = query.trim();
   let parsed: ReturnType<typeof parseAnyReference> | null = null;
   try {
-    parsed = parseAnyReference(q);
+    parsed = parseAnyReference(text);
   } catch {
     parsed = null;
   }
-  if (parsed !== null && !isNamedReference(parsed)) {
-    return records.filter((r) => [imageId(r), r.manifest.digest, r.target.digest].includes(parsed.digest));
+  const named = parsed !== null && isNamedReference(parsed);
+  return {
+    text,
+    digest: parsed !== null && !named ? parsed.digest : null,
+    ref: named ? parseDockerRef(text) : null,
+    idPrefix: /^(?:sha256:)?([a-f0-9]{3,64})$/.exec(text)?.[1] ?? null,
+  };
+}
+
+export function findIn(records: readonly ImageRecord[], query: string): ImageRecord[] {
+  const q = parseImageQuery(query);
+  if (q.digest !== null) {
+    const digest = q.digest;
+    return records.filter((r) => [imageId(r), r.manifest.digest, r.target.digest].includes(digest));
   }
-  if (parsed !== null) {
-    const ref = parseDockerRef(q);
+  if (q.ref !== null) {
+    const ref = q.ref;
     const name = formatReference(ref);
     const byName = records.filter((r) => r.name === name);
     if (byName.length > 0) return byName;
@@ -477,15 +501,19 @@ export function findIn(records: readonly ImageRecord[], query: string): ImageRec
       if (byDigest.length > 0) return byDigest;
     }
   }
-  const prefix = /^(?:sha256:)?([a-f0-9]{3,64})$/.exec(q)?.[1];
-  if (prefix !== undefined) {
+  const prefix = q.idPrefix;
+  if (prefix !== null) {
     const matches = records.filter((r) => imageId(r).slice("sha256:".length).startsWith(prefix));
     const ids = new Set(matches.map(imageId));
     if (ids.size === 1) return matches;
     if (ids.size > 1) {
-      throw new StoreError("INVALID", `image ID prefix "${q}" is ambiguous: it matches ${ids.size} images`, {
-        subject: q,
-      });
+      throw new StoreError(
+        "INVALID",
+        `image ID prefix "${q.text}" is ambiguous: it matches ${ids.size} images`,
+        {
+          subject: q.text,
+        },
+      );
     }
   }
   return [];

@@ -11,13 +11,8 @@ import {
   runtimeImageInUse,
   updateRuntimeImages,
 } from "../../node/index.ts";
-import {
-  formatReference,
-  isNamedReference,
-  parseAnyReference,
-  parseDockerRef,
-} from "../../reference/index.ts";
-import type { LeaseRecord, Store } from "../../store/index.ts";
+import { formatReference } from "../../reference/index.ts";
+import { type LeaseRecord, parseImageQuery, type Store } from "../../store/index.ts";
 import type { ImageListEntry } from "./images.ts";
 
 /** The platform from containerd's verbose ImageStatus (`info.imageSpec`, the OCI config); null elsewhere. */
@@ -40,27 +35,21 @@ export function findRuntimeImages(
   images: readonly Image[],
   query: string,
 ): { image: Image; name: string | null }[] {
-  const q = query.trim();
-  let parsed: ReturnType<typeof parseAnyReference> | null = null;
-  try {
-    parsed = parseAnyReference(q);
-  } catch {
-    parsed = null;
+  const q = parseImageQuery(query);
+  if (q.digest !== null) {
+    return images.filter((i) => i.id === q.digest).map((image) => ({ image, name: null }));
   }
-  if (parsed !== null && !isNamedReference(parsed)) {
-    return images.filter((i) => i.id === parsed.digest).map((image) => ({ image, name: null }));
-  }
-  if (parsed !== null) {
-    const name = formatReference(parseDockerRef(q));
+  if (q.ref !== null) {
+    const name = formatReference(q.ref);
     const found = images.filter((i) => i.repoTags.includes(name) || i.repoDigests.includes(name));
     if (found.length > 0) return found.map((image) => ({ image, name }));
   }
-  const prefix = /^(?:sha256:)?([a-f0-9]{3,64})$/.exec(q)?.[1];
-  if (prefix !== undefined) {
+  const prefix = q.idPrefix;
+  if (prefix !== null) {
     const matches = images.filter((i) => i.id.slice("sha256:".length).startsWith(prefix));
     if (matches.length > 1)
       throw Object.assign(
-        new Error(`image ID prefix "${q}" is ambiguous: it matches ${matches.length} images`),
+        new Error(`image ID prefix "${q.text}" is ambiguous: it matches ${matches.length} images`),
         { code: "INVALID" },
       );
     return matches.map((image) => ({ image, name: null }));
