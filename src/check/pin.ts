@@ -277,7 +277,7 @@ export async function verifyPins(
     const lockedEntry = options.lock?.images[key];
     const locked =
       lockedEntry !== undefined && lockedEntry.platform === options.platform ? lockedEntry.digest : null;
-    let current: string | null = null;
+    let current: string;
     try {
       current = (await lookup({ ...ref, digest: null })).digest;
     } catch (error) {
@@ -285,44 +285,29 @@ export async function verifyPins(
         use,
         key,
         pinned: digest,
-        current,
+        current: null,
         locked,
         status: "failed",
         message: (error as Error).message,
       });
       continue;
     }
+    const seen = { use, key, pinned: digest, current, locked };
     const tag = `${ref.tag}`;
     if (current !== digest) {
       out.push({
-        use,
-        key,
-        pinned: digest,
-        current,
-        locked,
+        ...seen,
         status: "moved",
         message: `tag ${tag} now points to ${current}, but the image is pinned to ${digest}${options.offline ? " (per the lock file)" : ""}`,
       });
     } else if (!options.offline && locked !== null && locked !== digest) {
       out.push({
-        use,
-        key,
-        pinned: digest,
-        current,
-        locked,
+        ...seen,
         status: "lock-differs",
         message: `the lock file records ${locked} for ${key}, but the image is pinned to ${digest} (which the tag points to)`,
       });
     } else {
-      out.push({
-        use,
-        key,
-        pinned: digest,
-        current,
-        locked,
-        status: "ok",
-        message: `tag ${tag} still points to ${digest}`,
-      });
+      out.push({ ...seen, status: "ok", message: `tag ${tag} still points to ${digest}` });
     }
   }
   return out;
