@@ -8,7 +8,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
-import { stripHopByHop } from "./proxy.ts";
+import { scriptChooser, stripHopByHop } from "./proxy.ts";
 import type { RunningRegistry } from "./registry.ts";
 
 export type FaultAction =
@@ -115,31 +115,11 @@ export async function startFaultProxy(
   const requests: FaultLogEntry[] = [];
   const timers = new Set<NodeJS.Timeout>();
   const sockets = new Set<Socket>();
-  let rules: { rule: FaultRule; left: number }[] = [];
-  let fn: ((req: FaultRequest) => FaultAction | null | undefined) | null = null;
-
+  let choose: (req: FaultRequest) => FaultAction;
   const setScript = (s: FaultScript) => {
-    if (typeof s === "function") {
-      fn = s;
-      rules = [];
-    } else {
-      fn = null;
-      rules = s.map((rule) => ({ rule, left: rule.times ?? Number.POSITIVE_INFINITY }));
-    }
+    choose = scriptChooser<FaultRequest, FaultAction>(s, { kind: "pass" });
   };
   setScript(script);
-
-  const choose = (req: FaultRequest): FaultAction => {
-    if (fn) return fn(req) ?? { kind: "pass" };
-    for (const r of rules) {
-      if (r.left <= 0) continue;
-      if (r.rule.method && r.rule.method.toUpperCase() !== req.method) continue;
-      if (!r.rule.path.test(req.path)) continue;
-      r.left--;
-      return r.rule.action;
-    }
-    return { kind: "pass" };
-  };
   const later = (ms: number, f: () => void) => {
     const t = setTimeout(() => {
       timers.delete(t);

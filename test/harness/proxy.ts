@@ -102,6 +102,30 @@ const HOP_BY_HOP = new Set([
   "te",
 ]);
 
+/**
+ * What a script makes of each request, for this proxy and the reliability suite's fault proxy: a function's
+ * answer, or the first rule matching the method and path that has uses left; otherwise "pass".
+ */
+export function scriptChooser<Req extends { method: string; path: string }, Action extends { kind: string }>(
+  script:
+    | readonly { method?: string; path: RegExp; times?: number; action: Action }[]
+    | ((req: Req) => Action | null | undefined),
+  pass: Action,
+): (req: Req) => Action {
+  if (typeof script === "function") return (req) => script(req) ?? pass;
+  const rules = script.map((rule) => ({ rule, left: rule.times ?? Number.POSITIVE_INFINITY }));
+  return (req) => {
+    for (const r of rules) {
+      if (r.left <= 0) continue;
+      if (r.rule.method && r.rule.method.toUpperCase() !== req.method) continue;
+      if (!r.rule.path.test(req.path)) continue;
+      r.left--;
+      return r.rule.action;
+    }
+    return pass;
+  };
+}
+
 /** Headers of one hop only (RFC 9110 §7.6.1), dropped when forwarding; shared with faults.ts. */
 export function stripHopByHop(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
@@ -239,34 +263,11 @@ export async function startProxy(
   const blobHost = typeof target === "string" ? null : await startBlobHost(target.storageDir);
   const requests: ProxyLogEntry[] = [];
   const timers = new Set<NodeJS.Timeout>();
-  let rules: { rule: ProxyRule; left: number }[] = [];
-  let fn: ((req: ProxiedRequest) => ProxyAction | null | undefined) | null = null;
-
+  let choose: (req: ProxiedRequest) => ProxyAction;
   const setScript = (s: ProxyScript) => {
-    if (typeof s === "function") {
-      fn = s;
-      rules = [];
-    } else {
-      fn = null;
-      rules = (s as readonly ProxyRule[]).map((rule) => ({
-        rule,
-        left: rule.times ?? Number.POSITIVE_INFINITY,
-      }));
-    }
+    choose = scriptChooser<ProxiedRequest, ProxyAction>(s, { kind: "pass" });
   };
   setScript(script);
-
-  const choose = (req: ProxiedRequest): ProxyAction => {
-    if (fn) return fn(req) ?? { kind: "pass" };
-    for (const r of rules) {
-      if (r.left <= 0) continue;
-      if (r.rule.method && r.rule.method.toUpperCase() !== req.method) continue;
-      if (!r.rule.path.test(req.path)) continue;
-      r.left--;
-      return r.rule.action;
-    }
-    return { kind: "pass" };
-  };
 
   const server = http.createServer((req, res) => {
     const info: ProxiedRequest = {
