@@ -6,10 +6,9 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { run } from "../src/cli/index.ts";
@@ -29,11 +28,16 @@ import {
 } from "../src/node/index.ts";
 import { CredentialStore } from "../src/registry/index.ts";
 import { parseDuration, Store } from "../src/store/index.ts";
-import { seedImage, type TestImage, tinyImage, useContainerd, useRegistry } from "./harness/index.ts";
+import {
+  runKpull,
+  seedImage,
+  type TestImage,
+  tinyImage,
+  useContainerd,
+  useRegistry,
+} from "./harness/index.ts";
 
 type Backend = "store" | "runtime";
-
-const BIN = resolve(import.meta.dirname, "..", "bin", "kpull.js");
 
 const tmp = (prefix = "kpull-runtime-test-") => mkdtempSync(join(tmpdir(), prefix));
 /** An empty hosts dir: the store's client talks plain HTTP to loopback registries, as containerd 1.6 does. */
@@ -318,22 +322,7 @@ describe("the image manager in front of containerd, compared with kpull's store"
     const root = tmp();
     const image = `${r.host}/processes/missing:v1`;
     const kpull = (args: string[]) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((done, fail) => {
-        const child = spawn(process.execPath, [BIN, ...args], {
-          env: { ...process.env, DOCKER_CONFIG: dockerConfig, KPULL_RUNTIME_ENDPOINT: cri.url },
-        });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (c: Buffer) => {
-          stdout += c;
-        });
-        child.stderr.on("data", (c: Buffer) => {
-          stderr += c;
-        });
-        child.on("error", fail);
-        child.on("close", (code) => done({ code, stdout, stderr }));
-        child.stdin.end();
-      });
+      runKpull(args, { env: { DOCKER_CONFIG: dockerConfig, KPULL_RUNTIME_ENDPOINT: cri.url } });
     const first = await kpull(["pull", "-o", "json", "--root", root, image]);
     assert.equal(first.code, 1, first.stderr);
     assert.equal(JSON.parse(first.stdout).code, "ErrImagePull");

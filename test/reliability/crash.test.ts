@@ -30,7 +30,6 @@ import {
   useRegistry,
 } from "../harness/index.ts";
 import {
-  emptyHostsDir,
   expectedSnapshots,
   type Files,
   FULL,
@@ -190,37 +189,9 @@ async function assertComplete(root: string, ref: string, image: TestImage, where
   assert.equal(status.record.manifest.digest, image.manifest.digest);
 }
 
-interface ChildResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** kpull with KPULL_TEST_CRASH or KPULL_TEST_CRASH_TRACE set. */
-function kpullWith(
-  args: string[],
-  root: string,
-  insecure: string,
-  env: Record<string, string>,
-): Promise<ChildResult> {
-  return new Promise((done, fail) => {
-    const registryFlags =
-      args[0] === "pull" ? ["--insecure-registry", insecure, "--hosts-dir", emptyHostsDir] : [];
-    const child = spawn(process.execPath, [KPULL_BIN, ...args, "--root", root, ...registryFlags], {
-      env: { ...process.env, DOCKER_CONFIG: emptyHostsDir, ...env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c;
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c;
-    });
-    child.on("error", fail);
-    child.on("close", (code, signal) => done({ code, signal, stdout, stderr }));
-  });
+/** kpull with KPULL_TEST_CRASH or KPULL_TEST_CRASH_TRACE set (registry flags for a pull). */
+function kpullWith(args: string[], root: string, insecure: string, env: Record<string, string>) {
+  return kpull(args, { root, ...(args[0] === "pull" ? { insecure } : {}), env });
 }
 
 /** Kill sites from a trace: each point at its first, middle and last visit (a download's chunk count varies
