@@ -12,7 +12,6 @@
 // third UPDATE (object and oldObject); a mix of clean objects and findings, to /validate and /mutate.
 // Target (issue 8): p99 under 5 ms at 500 requests per second without pin, on a 2-core machine.
 
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import http2 from "node:http2";
 import https from "node:https";
@@ -20,6 +19,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { makeTlsMaterial } from "../test/harness/certs.ts";
+import { startServe } from "../test/harness/cli.ts";
 
 const { values } = parseArgs({
   options: {
@@ -221,31 +221,16 @@ const REVIEWS = Array.from({ length: 400 }, (_, i) => review(i));
 
 const dir = mkdtempSync(join(tmpdir(), "kpull-bench-admission-"));
 const tls = makeTlsMaterial(dir);
-const server = spawn(
-  process.execPath,
-  [
-    join(import.meta.dirname, "..", "bin", "kpull.js"),
-    "serve",
-    "--tls-cert",
-    tls.certFile,
-    "--tls-key",
-    tls.keyFile,
-    "--port",
-    "0",
-    "--address",
-    "127.0.0.1",
-  ],
-  { stdio: ["ignore", "ignore", "pipe"] },
-);
-const port = await new Promise<number>((resolve, reject) => {
-  let err = "";
-  server.stderr.on("data", (c: Buffer) => {
-    err += c;
-    const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(err);
-    if (m) resolve(Number(m[1]));
-  });
-  server.on("exit", (code) => reject(new Error(`kpull serve exited ${code}: ${err}`)));
-});
+const { child: server, port } = await startServe([
+  "--tls-cert",
+  tls.certFile,
+  "--tls-key",
+  tls.keyFile,
+  "--port",
+  "0",
+  "--address",
+  "127.0.0.1",
+]);
 const origin = `https://127.0.0.1:${port}`;
 
 // --- clients ---

@@ -3,7 +3,6 @@
 // registry is down, the time budget when it stalls, and `kpull serve --pin` wired end to end.
 
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,7 +27,7 @@ import {
   reviewResponse,
 } from "./admission-helpers.ts";
 import { makeTlsMaterial } from "./harness/certs.ts";
-import { freePort, KPULL_BIN, seedImage, startProxy, tinyImage, useRegistry } from "./harness/index.ts";
+import { freePort, seedImage, startProxy, startServe, tinyImage, useRegistry } from "./harness/index.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "kpull-admission-pin-"));
 const material = makeTlsMaterial(dir);
@@ -212,45 +211,28 @@ describe("pin against a real registry", () => {
 
   it("kpull serve --pin wires the registry flags through", async () => {
     const r = registry();
-    const child: ChildProcess = spawn(
-      process.execPath,
-      [
-        KPULL_BIN,
-        "serve",
-        "--tls-cert",
-        material.certFile,
-        "--tls-key",
-        material.keyFile,
-        "--port",
-        "0",
-        "--address",
-        "127.0.0.1",
-        "--pin",
-        "--pin-failure",
-        "closed",
-        "--pin-timeout",
-        "3s",
-        "--hosts-dir",
-        hostsDir,
-        "--docker-config",
-        dir,
-      ],
-      { stdio: ["ignore", "ignore", "pipe"] },
-    );
+    const served = await startServe([
+      "--tls-cert",
+      material.certFile,
+      "--tls-key",
+      material.keyFile,
+      "--port",
+      "0",
+      "--address",
+      "127.0.0.1",
+      "--pin",
+      "--pin-failure",
+      "closed",
+      "--pin-timeout",
+      "3s",
+      "--hosts-dir",
+      hostsDir,
+      "--docker-config",
+      dir,
+    ]);
+    const { port } = served;
     try {
-      let stderr = "";
-      const port = await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(stderr)), 15_000);
-        child.stderr?.on("data", (c: Buffer) => {
-          stderr += c;
-          const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
-          if (m) {
-            clearTimeout(timer);
-            resolve(Number(m[1]));
-          }
-        });
-      });
-      assert.match(stderr, /pin fail-closed/);
+      assert.match(served.stderr(), /pin fail-closed/);
       const object = pod([`${r.host}/team/side:2`]);
       const { uid, body } = admissionReview({ object });
       const res = reviewResponse(
@@ -265,9 +247,8 @@ describe("pin against a real registry", () => {
         },
       ]);
     } finally {
-      const exited = new Promise((r) => child.on("exit", r));
-      child.kill("SIGTERM");
-      await exited;
+      served.child.kill("SIGTERM");
+      await served.exit;
     }
   });
 });

@@ -2,7 +2,7 @@
 // serving through the drain delay, finishes the requests in flight and exits 0. Bad usage exits 2.
 
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import https from "node:https";
@@ -11,37 +11,10 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { admissionReview, h1Request, h2Session, reviewResponse } from "./admission-helpers.ts";
 import { makeTlsMaterial } from "./harness/certs.ts";
-import { KPULL_BIN, runKpull } from "./harness/index.ts";
+import { runKpull, startServe as serve } from "./harness/index.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "kpull-serve-"));
 const material = makeTlsMaterial(dir);
-
-interface Served {
-  readonly child: ChildProcess;
-  readonly port: number;
-  readonly stderr: () => string;
-  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function serve(args: string[]): Promise<Served> {
-  const child = spawn(process.execPath, [KPULL_BIN, "serve", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code, signal })),
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kpull serve did not start:\n${stderr}`)), 15_000);
-    child.stderr?.on("data", (c: Buffer) => {
-      stderr += c;
-      const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (m !== null) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[1]), stderr: () => stderr, exit });
-      }
-    });
-    void exit.then(({ code }) => reject(new Error(`kpull serve exited ${code}:\n${stderr}`)));
-  });
-}
 
 const running: ChildProcess[] = [];
 after(() => {

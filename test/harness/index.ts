@@ -1,8 +1,8 @@
 // kpull's integration-test harness: real registries (CNCF Distribution) in every auth mode, TLS, a token
 // server, a fault-injecting proxy with a redirect host, and small fixtures to seed them. See README.md here.
 
-export type { KpullRun, KpullRunOptions } from "./cli.ts";
-export { KPULL_BIN, runKpull } from "./cli.ts";
+export type { KpullRun, KpullRunOptions, ServeRun } from "./cli.ts";
+export { KPULL_BIN, runKpull, startServe } from "./cli.ts";
 export type { ContainerdOptions, CtrImage, RunningContainerd } from "./containerd.ts";
 export { hostsTomlFor, parseCtrImages, startContainerd, useContainerd } from "./containerd.ts";
 export type { TestBlob, TestImage } from "./fixtures.ts";

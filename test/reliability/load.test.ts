@@ -10,7 +10,7 @@
 // the run is within 10 % (or 16 MiB) of the median of the first quarter after warm-up.
 
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import https from "node:https";
@@ -19,7 +19,7 @@ import { after, describe, it } from "node:test";
 import type { TLSSocket } from "node:tls";
 import { admissionReview } from "../admission-helpers.ts";
 import { makeTlsMaterial, type TlsMaterial } from "../harness/certs.ts";
-import { KPULL_BIN } from "../harness/index.ts";
+import { startServe } from "../harness/index.ts";
 import { FULL, maxOf, percentile, record, scale, tempDir } from "./common.ts";
 
 const SUSTAIN_S = scale(4, 60);
@@ -228,42 +228,22 @@ describe("the webhook under sustained load while its certificate rotates", {
     const tlsDir = join(dir, "tls");
     mkdirSync(tlsDir);
     secretVolume(tlsDir, materials[0] as TlsMaterial, 0);
-    const child = spawn(
-      process.execPath,
-      [
-        KPULL_BIN,
-        "serve",
-        "--tls-cert",
-        join(tlsDir, "tls.crt"),
-        "--tls-key",
-        join(tlsDir, "tls.key"),
-        "--port",
-        "0",
-        "--address",
-        "127.0.0.1",
-        "--reload-interval",
-        "500ms",
-        "--mutate",
-        "none",
-      ],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const served = await startServe([
+      "--tls-cert",
+      join(tlsDir, "tls.crt"),
+      "--tls-key",
+      join(tlsDir, "tls.key"),
+      "--port",
+      "0",
+      "--address",
+      "127.0.0.1",
+      "--reload-interval",
+      "500ms",
+      "--mutate",
+      "none",
+    ]);
+    const { child, port } = served;
     children.push(child);
-    let log = "";
-    child.stdout.on("data", (c: Buffer) => {
-      log += c;
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve did not start: ${log}`)), 15_000);
-      child.stderr.on("data", (c: Buffer) => {
-        log += c;
-        const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(log);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-    });
     const origin = `https://127.0.0.1:${port}`;
     const allCas = materials.map((m) => m.caPem);
     const clients = new Clients(origin, allCas);
@@ -310,7 +290,7 @@ describe("the webhook under sustained load while its certificate rotates", {
     clearInterval(sampler);
     clients.close();
     child.kill("SIGTERM");
-    const exit = await new Promise<number | null>((done) => child.on("exit", (code) => done(code)));
+    const exit = (await served.exit).code;
 
     const warm = rss.filter((s) => s.t >= SUSTAIN_S * 1000 * 0.1);
     const q = Math.max(1, Math.floor(warm.length / 4));
@@ -335,7 +315,7 @@ describe("the webhook under sustained load while its certificate rotates", {
       maxMs: Math.round(maxOf(tally.latencies)),
       rotations,
       certificatesSeen: tally.fingerprints.size,
-      reloadsLogged: (log.match(/serving certificate reloaded/g) ?? []).length,
+      reloadsLogged: (served.output().match(/serving certificate reloaded/g) ?? []).length,
       rssFirstQuarterMB: Math.round(first / 1048576),
       rssLastQuarterMB: Math.round(last / 1048576),
       rssMaxMB: Math.round(maxOf(rss.map((s) => s.bytes)) / 1048576),
@@ -346,7 +326,7 @@ describe("the webhook under sustained load while its certificate rotates", {
 
     assert.equal(tally.failed, 0, tally.errors.join("\n"));
     assert.ok(tally.ok > 0);
-    assert.equal(row.reloadsLogged, rotations, log);
+    assert.equal(row.reloadsLogged, rotations, served.output());
     assert.equal(tally.fingerprints.size, rotations + 1, "new connections got every certificate");
     // Flatness needs a run long enough to be past the heap's growth to its working size: the long run.
     if (FULL) {
@@ -355,6 +335,6 @@ describe("the webhook under sustained load while its certificate rotates", {
         `RSS grew from ${row.rssFirstQuarterMB} to ${row.rssLastQuarterMB} MiB`,
       );
     }
-    assert.equal(exit, 0, log);
+    assert.equal(exit, 0, served.output());
   });
 });

@@ -7,7 +7,7 @@
 // pair, a helper's or plugin's secret, an identity token, or a bearer token (a JWT).
 
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,7 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { admissionReview, h1Request } from "../admission-helpers.ts";
 import { makeTlsMaterial } from "../harness/certs.ts";
 import { startFaultProxy } from "../harness/faults.ts";
-import { KPULL_BIN, type RunningRegistry, seedImage, tinyImage, useRegistry } from "../harness/index.ts";
+import { type RunningRegistry, seedImage, startServe, tinyImage, useRegistry } from "../harness/index.ts";
 import { emptyHostsDir, FULL, kpull, record, tempDir } from "./common.ts";
 
 const tag = randomBytes(6).toString("hex");
@@ -311,11 +311,8 @@ describe("secrets: nothing kpull prints or writes holds a credential", { timeout
   it("kpull serve --pin with registry credentials: its log, /metrics and reviews hold no secret", async () => {
     const tls = makeTlsMaterial(tempDir("secrets-tls"));
     const cfg = dockerConfig({ [rb.host]: { auth: b64(`alice:${S.basic}`) } });
-    const child = spawn(
-      process.execPath,
+    const server = await startServe(
       [
-        KPULL_BIN,
-        "serve",
         "--tls-cert",
         tls.certFile,
         "--tls-key",
@@ -332,24 +329,10 @@ describe("secrets: nothing kpull prints or writes holds a credential", { timeout
         "--hosts-dir",
         emptyHostsDir,
       ],
-      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, KPULL_DEBUG: "1" } },
+      { env: { KPULL_DEBUG: "1" } },
     );
+    const { child, port } = server;
     served.push(child);
-    let log = "";
-    child.stdout.on("data", (c: Buffer) => {
-      log += c;
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve did not start: ${log}`)), 15_000);
-      child.stderr.on("data", (c: Buffer) => {
-        log += c;
-        const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(log);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-    });
     const origin = `https://127.0.0.1:${port}`;
     for (const image of [`${rb.host}/team/app:v1`, `${rb.host}/team/missing:v1`]) {
       const { body } = admissionReview({
@@ -374,9 +357,9 @@ describe("secrets: nothing kpull prints or writes holds a credential", { timeout
     const metrics = await h1Request(`${origin}/metrics`, null, { ca: tls.caPem });
     outputs.push({ run: "serve /metrics", text: metrics.text });
     child.kill("SIGTERM");
-    await new Promise((done) => child.on("exit", done));
-    outputs.push({ run: "serve log", text: log });
-    assert.match(log, /listening/);
+    await server.exit;
+    outputs.push({ run: "serve log", text: server.output() });
+    assert.match(server.output(), /listening/);
   });
 
   it("scan: no secret in any output or stored file", () => {
