@@ -28,6 +28,7 @@ import {
   commitSnapshot,
   compressionOf,
   discardSnapshot,
+  isDir,
   removeSnapshot,
   removeStaleSnapshotTemps,
   type SnapshotBuild,
@@ -417,7 +418,7 @@ export async function isUnpacked(store: Store, record: ImageRecord): Promise<boo
   try {
     const top = (await imageChainIds(store, record)).at(-1);
     if (top === undefined) return false;
-    return (await fs.stat(snapshotPath(store.paths.snapshots, top))).isDirectory();
+    return await isDir(snapshotPath(store.paths.snapshots, top));
   } catch {
     return false;
   }
@@ -471,13 +472,4 @@ export async function liveChainIds(
     }
   }
   return live;
-}
-
-async function isDir(p: string): Promise<boolean> {
-  try {
-    return (await fs.stat(p)).isDirectory();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw e;
-  }
 }

@@ -497,9 +497,8 @@ class Applier {
   private async regular(e: TarEntry, rel: string, host: BPath, reader: TarReader): Promise<void> {
     if (e.size <= SYNC_WRITE_MAX) return this.createSmall(e, rel, host, reader);
     const fd = createExclusive(host);
-    // Small files are written synchronously. For larger ones up to WRITE_AHEAD bytes of positional writes
-    // stay in flight on the threadpool, so the disk works while the next chunks are decompressed, hashed
-    // and parsed. Chunks are fresh buffers (zlib and fs streams never reuse them), so holding them is safe.
+    // Up to WRITE_AHEAD bytes of positional writes stay in flight on the threadpool, so the disk works while
+    // the next chunks are decompressed, hashed and parsed. Chunks are fresh buffers (zlib and fs streams never reuse them), so holding them is safe.
     const inflight: { done: Promise<void>; size: number }[] = [];
     let pending = 0;
     let failure: unknown;

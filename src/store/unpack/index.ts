@@ -13,6 +13,7 @@ export {
   buildSnapshot,
   commitSnapshot,
   discardSnapshot,
+  isDir,
   prepareSnapshot,
   removeSnapshot,
   removeStaleSnapshotTemps,

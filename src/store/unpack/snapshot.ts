@@ -199,7 +199,8 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function isDir(p: string): Promise<boolean> {
+/** Whether `p` is a directory (a snapshot that exists); false when nothing is there. */
+export async function isDir(p: string): Promise<boolean> {
   try {
     return (await stat(p)).isDirectory();
   } catch (e) {
